@@ -1,0 +1,85 @@
+"""Hidden-layer activations σ[l] and their derivatives σ[l]'.
+
+Each activation is applied elementwise: ``A = σ(Z)``.  The derivative is written in terms of
+``Z`` and ``A`` together because some are cheapest from the output (tanh' = 1 − A², σ' = A(1 − A)).
+The backward pass of the notes then reads ``dZ = dA ∘ σ'(Z)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .functional import sigmoid as _sigmoid
+
+Array = NDArray[np.floating]
+
+LEAKY_SLOPE = 0.01
+
+
+@dataclass(frozen=True)
+class Activation:
+    """σ and σ' of one activation; ``derivative(Z, A)`` returns σ'(Z) (A = σ(Z) given for speed)."""
+
+    name: str
+    forward: Callable[[Array], Array]
+    derivative: Callable[[Array, Array], Array]
+
+
+def _relu(Z: Array) -> Array:
+    """σ(z) = max(0, z)."""
+    return np.maximum(Z, 0)
+
+
+def _relu_prime(Z: Array, A: Array) -> Array:
+    """σ'(z) = 1 if z > 0 else 0."""
+    return (Z > 0).astype(Z.dtype)
+
+
+def _leaky_relu(Z: Array) -> Array:
+    """σ(z) = z if z > 0 else 0.01 z."""
+    return np.where(Z > 0, Z, Z * Z.dtype.type(LEAKY_SLOPE))
+
+
+def _leaky_relu_prime(Z: Array, A: Array) -> Array:
+    """σ'(z) = 1 if z > 0 else 0.01."""
+    return np.where(Z > 0, Z.dtype.type(1), Z.dtype.type(LEAKY_SLOPE))
+
+
+def _tanh_prime(Z: Array, A: Array) -> Array:
+    """σ'(z) = 1 − tanh²(z) = 1 − A²."""
+    return 1 - A * A
+
+
+def _sigmoid_prime(Z: Array, A: Array) -> Array:
+    """σ'(z) = σ(z)(1 − σ(z)) = A(1 − A)."""
+    return A * (1 - A)
+
+
+def _identity_prime(Z: Array, A: Array) -> Array:
+    """σ'(z) = 1."""
+    return np.ones_like(Z)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("relu", _relu, _relu_prime),
+        Activation("leaky_relu", _leaky_relu, _leaky_relu_prime),
+        Activation("tanh", np.tanh, _tanh_prime),
+        Activation("sigmoid", lambda Z: _sigmoid(Z).astype(Z.dtype, copy=False), _sigmoid_prime),
+        Activation("identity", lambda Z: Z, _identity_prime),
+    )
+}
+
+
+def get_activation(name: str) -> Activation:
+    """The activation called ``name``, or a ValueError listing the choices."""
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        choices = ", ".join(ACTIVATIONS)
+        raise ValueError(f"unknown activation {name!r}: expected one of {choices}") from None

@@ -1,0 +1,181 @@
+"""A feed-forward network of dense layers ending in a softmax (or, for K = 2, one sigmoid unit).
+
+Softmax regression is the network with no hidden layer.  All parameters live in one contiguous
+flat buffer ``params``; each layer's ``W[l]`` and ``b[l]`` are views into it (and ``dW[l]``, ``db[l]``
+into ``grads``), so solvers and optimisers update the whole model in place, with no copies.
+
+The objective, stated once (rows weighted by w_i = 1/n, or s_i / Σ s with sample weights):
+
+    J(θ) = Σ_i w_i CE_i + (l2 / 2) Σ_l ‖W[l]‖²_F        (intercepts b[l] are not penalised)
+
+with CE_i = −Σ_k y_ik log ŷ_ik (softmax output) or the binary cross-entropy (sigmoid output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+
+from .activations import get_activation
+from .functional import sigmoid, sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy
+from .layers import Dense
+
+Array = NDArray[np.floating]
+
+OUTPUTS = ("softmax", "sigmoid")
+
+
+class Network:
+    """``layer_sizes = (d[0], d[1], …, d[L])``; d[L] = K for softmax, 1 for the sigmoid (K = 2).
+
+    Hidden layers use ``activation``; the last layer is linear and its logits go to the loss.
+    """
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[int],
+        activation: str = "relu",
+        output: str = "softmax",
+        dtype: type = np.float64,
+        fit_intercept: bool = True,
+    ):
+        sizes = [int(s) for s in layer_sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"layer_sizes must hold at least 2 positive sizes, got {layer_sizes}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        self.layer_sizes = tuple(sizes)
+        self.activation = activation
+        self.output = output
+        self.fit_intercept = fit_intercept
+        self.dtype = np.dtype(dtype)
+        n_params = sum(d_out * (d_in + 1) for d_in, d_out in zip(sizes[:-1], sizes[1:]))
+        self.params = np.zeros(n_params, dtype=self.dtype)
+        self.grads = np.zeros(n_params, dtype=self.dtype)
+        self.penalty_mask = np.zeros(n_params, dtype=bool)  # True on weights, False on intercepts
+        self.layers = self._make_layers(get_activation(activation))
+
+    def _make_layers(self, hidden) -> list[Dense]:
+        layers, start = [], 0
+        identity = get_activation("identity")
+        pairs = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        for l, (d_in, d_out) in enumerate(pairs, start=1):
+            w_stop = start + d_out * d_in
+            b_stop = w_stop + d_out
+            self.penalty_mask[start:w_stop] = True
+            layers.append(
+                Dense(
+                    W=self.params[start:w_stop].reshape(d_out, d_in),
+                    b=self.params[w_stop:b_stop],
+                    dW=self.grads[start:w_stop].reshape(d_out, d_in),
+                    db=self.grads[w_stop:b_stop],
+                    activation=identity if l == len(pairs) else hidden,
+                )
+            )
+            start = b_stop
+        return layers
+
+    # -- parameters -------------------------------------------------------------------------
+    @property
+    def W(self) -> list[Array]:
+        """W[1..L] as views, each (d[l], d[l-1])."""
+        return [layer.W for layer in self.layers]
+
+    @property
+    def b(self) -> list[Array]:
+        """b[1..L] as views, each (d[l],)."""
+        return [layer.b for layer in self.layers]
+
+    def initialize(self, random_state: int | np.random.Generator | None = 0) -> Network:
+        """He (relu, leaky_relu) or Glorot (tanh, sigmoid, identity) uniform weights, zero biases.
+
+        He:     W ~ U(−r, r), r = √(6 / d_in)          Glorot: r = √(6 / (d_in + d_out))
+        """
+        rng = np.random.default_rng(random_state)
+        he = self.activation in ("relu", "leaky_relu")
+        for layer in self.layers:
+            d_out, d_in = layer.shape
+            r = np.sqrt(6.0 / (d_in if he and layer is not self.layers[-1] else d_in + d_out))
+            layer.W[...] = rng.uniform(-r, r, size=(d_out, d_in))
+            layer.b[...] = 0
+        return self
+
+    # -- forward and backward -----------------------------------------------------------------
+    def _as_input(self, X: ArrayLike) -> Array:
+        if sp.issparse(X):
+            return X if X.dtype == self.dtype else X.astype(self.dtype)
+        return np.asarray(X, dtype=self.dtype)
+
+    def forward(self, X: ArrayLike) -> Array:
+        """A[0] = X; Z[l] = A[l-1] W[l]ᵀ + b[l]ᵀ, A[l] = σ[l](Z[l]); returns the logits Z[L]."""
+        A = self._as_input(X)
+        for layer in self.layers:
+            A = layer.forward(A)
+        return A
+
+    def predict_proba(self, X: ArrayLike) -> Array:
+        """Ŷ = softmax(Z[L]) (n, K); for the sigmoid output, [1 − σ(z), σ(z)] (n, 2)."""
+        Z = self.forward(X)
+        self._clear_caches()
+        if self.output == "softmax":
+            return softmax(Z)
+        p = sigmoid(Z[:, 0])
+        return np.column_stack([1 - p, p])
+
+    def decision_function(self, X: ArrayLike) -> Array:
+        """The logits Z[L]: (n, K), or (n,) for the sigmoid output."""
+        Z = self.forward(X)
+        self._clear_caches()
+        return Z[:, 0] if self.output == "sigmoid" else Z
+
+    def _clear_caches(self) -> None:
+        for layer in self.layers:
+            layer._A_prev = layer._Z = layer._A = None
+
+    def loss_from_logits(
+        self, Z: Array, y: NDArray, sample_weight: ArrayLike | None = None
+    ) -> tuple[float, Array]:
+        """Σ_i w_i CE_i and dZ[L] = w ∘ (Ŷ − Y) for integer labels y in 0..K−1."""
+        if self.output == "softmax":
+            return softmax_cross_entropy(Z, y, sample_weight)
+        return sigmoid_binary_cross_entropy(Z, y, sample_weight)
+
+    def penalty(self, l2: float) -> float:
+        """(l2 / 2) Σ_l ‖W[l]‖²."""
+        return 0.5 * l2 * sum(float(np.vdot(W, W)) for W in self.W) if l2 else 0.0
+
+    def loss_grad(
+        self, X: ArrayLike, y: NDArray, sample_weight: ArrayLike | None = None, l2: float = 0.0
+    ) -> tuple[float, Array, Array]:
+        """J(θ) and ∂J/∂θ (the flat ``grads`` buffer, overwritten), plus the logits Z[L].
+
+        Backward from dZ[L] = w ∘ (Ŷ − Y) through every layer; the penalty adds l2 · W[l] to dW[l].
+        """
+        Z = self.forward(X)
+        loss, dZ = self.loss_from_logits(Z, y, sample_weight)
+        last = len(self.layers) - 1
+        for l in range(last, -1, -1):
+            layer = self.layers[l]
+            if l == last:
+                dA = layer.backward_linear(dZ, need_dA_prev=l > 0)
+            else:
+                dA = layer.backward(dA, need_dA_prev=l > 0)
+        if not self.fit_intercept:
+            self.layers[-1].db[...] = 0
+        if l2:
+            loss += self.penalty(l2)
+            self.grads += l2 * self.params * self.penalty_mask
+        return loss, self.grads, Z
+
+    def objective(self, X: ArrayLike, y: NDArray, sample_weight=None, l2: float = 0.0):
+        """``f(θ) -> (J, ∇J)`` on a float64 flat vector, for full-batch solvers (scipy)."""
+
+        def f(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+            self.params[...] = theta
+            loss, grad, _ = self.loss_grad(X, y, sample_weight, l2)
+            return loss, grad.astype(np.float64)
+
+        return f

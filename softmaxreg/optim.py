@@ -1,0 +1,154 @@
+"""First-order optimisers and learning-rate schedules on a flat parameter vector.
+
+An optimiser owns its state (velocity, moments, step count), keyed to the flat parameter buffer,
+and updates the parameters in place: ``opt.init(params)`` once, then ``opt.step(params, grads, lr)``.
+A schedule is a plain function ``epoch -> learning rate``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.floating]
+Schedule = Callable[[int], float]
+
+
+class SGD:
+    """Minibatch SGD with (optionally Nesterov) momentum μ.
+
+    v ← μ v − η g;   θ ← θ + v                       (classical momentum)
+    v ← μ v − η g;   θ ← θ + μ v − η g               (Nesterov, the form of Sutskever et al.)
+    """
+
+    def __init__(self, momentum: float = 0.9, nesterov: bool = False):
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.velocity: Array | None = None
+
+    def init(self, params: Array) -> SGD:
+        self.velocity = np.zeros_like(params)
+        return self
+
+    def step(self, params: Array, grads: Array, lr: float) -> None:
+        v, mu = self.velocity, self.momentum
+        if mu == 0:
+            params -= lr * grads
+            return
+        v *= mu
+        v -= lr * grads
+        if self.nesterov:
+            params += mu * v - lr * grads
+        else:
+            params += v
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"velocity": self.velocity}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.velocity[...] = state["velocity"]
+
+
+class Adam:
+    """Adam (Kingma & Ba), and AdamW when ``weight_decay`` > 0 (decoupled, Loshchilov & Hutter).
+
+    m ← β₁ m + (1 − β₁) g;  v ← β₂ v + (1 − β₂) g²;  m̂ = m / (1 − β₁ᵗ);  v̂ = v / (1 − β₂ᵗ)
+    θ ← θ − η (m̂ / (√v̂ + ε) + λ θ ∘ mask)      with λ = weight_decay, mask = 1 on weights only.
+    """
+
+    def __init__(
+        self,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        weight_decay: float = 0.0,
+        decay_mask: NDArray[np.bool_] | None = None,
+    ):
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.weight_decay = float(weight_decay)
+        self.decay_mask = decay_mask
+        self.t = 0
+        self.m: Array | None = None
+        self.v: Array | None = None
+        self._buf: Array | None = None
+
+    def init(self, params: Array) -> Adam:
+        self.m, self.v, self._buf = (np.zeros_like(params) for _ in range(3))
+        self.t = 0
+        return self
+
+    def step(self, params: Array, grads: Array, lr: float) -> None:
+        b1, b2, buf = self.beta_1, self.beta_2, self._buf
+        self.t += 1
+        self.m *= b1
+        self.m += (1 - b1) * grads
+        self.v *= b2
+        np.multiply(grads, grads, out=buf)
+        buf *= 1 - b2
+        self.v += buf
+        # η m̂ / (√v̂ + ε) with the bias corrections folded into a step size and ε
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+        np.sqrt(self.v, out=buf)
+        buf += self.epsilon * math.sqrt(c2)
+        np.divide(self.m, buf, out=buf)
+        if self.weight_decay:
+            decay = lr * self.weight_decay * params
+            params -= decay if self.decay_mask is None else decay * self.decay_mask
+        buf *= lr * math.sqrt(c2) / c1
+        params -= buf
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"m": self.m, "v": self.v, "t": np.array(self.t)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.m[...] = state["m"]
+        self.v[...] = state["v"]
+        self.t = int(state["t"])
+
+
+def AdamW(weight_decay: float = 0.01, **kwargs) -> Adam:
+    """Adam with decoupled weight decay (AdamW)."""
+    return Adam(weight_decay=weight_decay, **kwargs)
+
+
+# -- learning-rate schedules: epoch (0-based) -> η --------------------------------------------
+def constant(lr: float) -> Schedule:
+    """η_e = η."""
+    return lambda epoch: lr
+
+
+def step_decay(lr: float, step_size: int = 10, gamma: float = 0.1) -> Schedule:
+    """η_e = η · γ^⌊e / step_size⌋."""
+    return lambda epoch: lr * gamma ** (epoch // step_size)
+
+
+def cosine(lr: float, n_epochs: int, lr_min: float = 0.0) -> Schedule:
+    """η_e = η_min + ½ (η − η_min)(1 + cos(π e / E)) over E epochs."""
+    E = max(int(n_epochs), 1)
+    return lambda epoch: lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(epoch, E) / E))
+
+
+SCHEDULES = {"constant": constant, "step": step_decay, "cosine": cosine}
+
+
+def make_schedule(name: str, lr: float, n_epochs: int) -> Schedule:
+    """The schedule called ``name`` (constant, step, cosine) starting from ``lr``."""
+    if name == "constant":
+        return constant(lr)
+    if name == "step":
+        return step_decay(lr, step_size=max(n_epochs // 3, 1), gamma=0.1)
+    if name == "cosine":
+        return cosine(lr, n_epochs)
+    raise ValueError(f"unknown learning-rate schedule {name!r}: expected one of {list(SCHEDULES)}")
+
+
+def make_optimizer(name: str, **kwargs) -> SGD | Adam:
+    """'sgd', 'adam' or 'adamw' with its keyword arguments."""
+    if name == "sgd":
+        return SGD(**kwargs)
+    if name in ("adam", "adamw"):
+        return Adam(**kwargs)
+    raise ValueError(f"unknown optimiser {name!r}: expected 'sgd', 'adam' or 'adamw'")

@@ -1,0 +1,180 @@
+"""The minibatch training loop: epochs, shuffling, validation, early stopping, callbacks, history.
+
+Each epoch draws its permutation from ``(seed, epoch)``, so a run is reproducible and can be resumed
+at any epoch boundary.  Rows are gathered once per epoch into a preallocated buffer, and each
+minibatch is then a contiguous slice of it (no fancy-index copy per step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from .exceptions import TrainingDivergedError
+from .network import Network
+from .optim import Schedule
+
+Callback = Callable[[int, dict], "bool | None"]
+
+
+@dataclass
+class History:
+    """Per-epoch training and validation loss (the objective J without penalty) and accuracy."""
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+
+    def append(self, logs: dict) -> None:
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            if key in logs:
+                getattr(self, key).append(float(logs[key]))
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {k: list(v) for k, v in vars(self).items()}
+
+    @property
+    def n_epochs(self) -> int:
+        return len(self.loss)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the minibatch loop (penalty strength ``l2`` as in :class:`Network`)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    l2: float = 0.0
+    seed: int = 0
+    early_stopping: bool = False
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
+    progress: bool = True
+    start_epoch: int = 0
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> NDArray[np.intp]:
+    """The order of the rows in ``epoch``: a function of (seed, epoch) only."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def evaluate(net: Network, X, y: NDArray, sample_weight=None) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``net`` on (X, y), in chunks to bound memory."""
+    losses, correct, n = 0.0, 0, X.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    for start in range(0, n, 8192):
+        rows = slice(start, start + 8192)
+        Z = net.forward(X[rows])
+        net._clear_caches()
+        losses += net.loss_from_logits(Z, y[rows], w[rows])[0] * w[rows].sum()
+        correct += int(np.sum(_predict_from_logits(Z) == y[rows]))
+    return losses / w.sum(), correct / n
+
+
+def _predict_from_logits(Z: NDArray) -> NDArray:
+    return (Z[:, 0] > 0).astype(np.intp) if Z.shape[1] == 1 else Z.argmax(axis=1)
+
+
+class _EpochBuffers:
+    """Preallocated arrays that hold the shuffled rows of one epoch."""
+
+    def __init__(self, X, y, sample_weight):
+        self.X, self.y, self.sw = X, y, sample_weight
+        self.sparse = sp.issparse(X)
+        self.Xs = None if self.sparse else np.empty_like(X)
+        self.ys = np.empty_like(y)
+        self.sws = None if sample_weight is None else np.empty_like(sample_weight)
+
+    def shuffle(self, perm: NDArray[np.intp]):
+        np.take(self.y, perm, out=self.ys)
+        if self.sws is not None:
+            np.take(self.sw, perm, out=self.sws)
+        if self.sparse:
+            return self.X[perm], self.ys, self.sws
+        np.take(self.X, perm, axis=0, out=self.Xs)
+        return self.Xs, self.ys, self.sws
+
+
+def train(
+    net: Network,
+    optimizer,
+    schedule: Schedule,
+    X,
+    y: NDArray,
+    config: TrainConfig,
+    sample_weight: NDArray | None = None,
+    validation: tuple | None = None,
+    callbacks: Sequence[Callback] = (),
+    history: History | None = None,
+) -> History:
+    """Train ``net`` in place by minibatch steps of ``optimizer`` for ``config.epochs`` epochs.
+
+    The minibatch objective is J_B(θ) = Σ_{i∈B} w_i CE_i + (l2/2) Σ‖W‖² (mean over the batch).
+    ``validation`` is ``(X_val, y_val)``; with ``early_stopping`` training stops once the
+    validation loss (else the training loss) has not improved by ``tol`` for ``n_iter_no_change``
+    epochs, and the best parameters are restored.  A callback returning True stops training.
+    A non-finite loss restores the parameters of the last finite epoch and raises
+    :class:`TrainingDivergedError`.
+    """
+    history = history if history is not None else History()
+    n, bs = X.shape[0], max(1, min(config.batch_size, X.shape[0]))
+    buffers = _EpochBuffers(X, y, sample_weight)
+    best = {"loss": np.inf, "params": None, "stale": 0}
+    epochs = range(config.start_epoch, config.epochs)
+    bar = tqdm(epochs, desc="training", unit="epoch", disable=not config.progress, leave=False)
+    for epoch in bar:
+        lr = schedule(epoch)
+        last_good = net.params.copy()
+        Xs, ys, sws = buffers.shuffle(epoch_permutation(n, config.seed, epoch))
+        total, correct = 0.0, 0
+        for start in range(0, n, bs):
+            rows = slice(start, start + bs)
+            loss, grads, Z = net.loss_grad(Xs[rows], ys[rows], _part(sws, rows), config.l2)
+            if not np.isfinite(loss):
+                net.params[...] = last_good
+                raise TrainingDivergedError(
+                    f"the training loss became {loss} in epoch {epoch + 1} (learning rate {lr:g}); "
+                    "training stopped and the model keeps the weights of the last finite epoch. "
+                    "Try a smaller learning rate."
+                )
+            optimizer.step(net.params, grads, lr)
+            m = Z.shape[0]
+            total += (loss - net.penalty(config.l2)) * m if config.l2 else loss * m
+            correct += int(np.sum(_predict_from_logits(Z) == ys[rows]))
+        logs = {"epoch": epoch + 1, "loss": total / n, "accuracy": correct / n, "lr": lr}
+        if validation is not None:
+            logs["val_loss"], logs["val_accuracy"] = evaluate(net, *validation)
+        history.append(logs)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k not in ("epoch", "lr")})
+        stop = any(cb(epoch, logs) for cb in callbacks)
+        if _no_improvement(best, net, logs, config):
+            stop = True
+        if stop:
+            break
+    bar.close()
+    if config.early_stopping and best["params"] is not None:
+        net.params[...] = best["params"]
+    return history
+
+
+def _part(sw, rows):
+    return None if sw is None else sw[rows]
+
+
+def _no_improvement(best: dict, net: Network, logs: dict, config: TrainConfig) -> bool:
+    """Track the best monitored loss; True once it has stalled for n_iter_no_change epochs."""
+    monitored = logs.get("val_loss", logs["loss"]) if config.early_stopping else logs["loss"]
+    if monitored < best["loss"] - config.tol:
+        best["stale"] = 0
+        if config.early_stopping:
+            best["params"] = net.params.copy()
+    else:
+        best["stale"] += 1
+    best["loss"] = min(best["loss"], monitored)
+    return best["stale"] >= config.n_iter_no_change
