@@ -1,0 +1,236 @@
+"""The ``softmaxreg`` command: argument parsing and printing only (the work is in workflow.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import __version__
+from .exceptions import SoftmaxRegError
+
+TRAIN_EXAMPLES = """examples:
+  softmaxreg train                                   # softmax regression on scikit-learn's digits
+  softmaxreg train --model network --hidden 128 64   # a 64-128-64-10 network on digits
+  softmaxreg train --dataset mnist --out mnist.npz   # MNIST (downloaded once, then cached)
+  softmaxreg train --dataset mnist --model network --epochs 15 --out net.npz
+  softmaxreg train --dataset data.csv --label-column species --scale standard
+"""
+EVALUATE_EXAMPLES = """examples:
+  softmaxreg evaluate mnist.npz --dataset mnist
+  softmaxreg evaluate model.npz --dataset test.csv --json
+"""
+PREDICT_EXAMPLES = """examples:
+  softmaxreg predict mnist.npz digit.png --top-k 3
+  softmaxreg predict model.npz new_rows.csv --proba > probabilities.csv
+"""
+PLOT_EXAMPLES = """examples:
+  softmaxreg plot mnist.npz --out figures/
+  softmaxreg plot mnist.npz --dataset mnist --out figures/
+"""
+GRADCHECK_EXAMPLES = """examples:
+  softmaxreg gradcheck
+  softmaxreg gradcheck --hidden 5 4 --activation tanh
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="softmaxreg",
+        description="Softmax regression and softmax networks with hand-written backpropagation.",
+    )
+    parser.add_argument("--version", action="version", version=f"softmaxreg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    t = sub.add_parser("train", help="train a model", epilog=TRAIN_EXAMPLES, formatter_class=fmt)
+    t.add_argument("--dataset", default="digits",
+                   help="mnist, digits, iris, wine, breast_cancer, or a .csv/.npz/.svmlight file "
+                        "or IDX folder (default: digits)")
+    t.add_argument("--test", help="a separate test set (default: the data set's own test split, "
+                                  "else a stratified 25%% hold-out)")
+    t.add_argument("--model", choices=("softmax", "network"), default="softmax")
+    t.add_argument("--hidden", type=int, nargs="+", default=[128, 64], metavar="N",
+                   help="hidden layer sizes of the network (default: 128 64)")
+    t.add_argument("--activation", default="relu",
+                   choices=("relu", "leaky_relu", "tanh", "sigmoid", "identity"))
+    t.add_argument("--solver", choices=("lbfgs", "sgd", "adam", "adamw"),
+                   help="default: lbfgs for softmax, adam for network")
+    t.add_argument("--epochs", type=int, help="epochs (minibatch solvers) or iterations (lbfgs)")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, help="initial learning rate (default: per solver)")
+    t.add_argument("--schedule", choices=("constant", "step", "cosine"), default="cosine",
+                   help="learning-rate schedule of minibatch solvers (default: cosine)")
+    reg = t.add_mutually_exclusive_group()
+    reg.add_argument("--C", type=float, default=1.0, help="inverse L2 strength (softmax)")
+    reg.add_argument("--alpha", type=float, default=1e-4, help="L2 strength (network)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-fraction", type=float, default=0.0,
+                   help="hold out this fraction of the training data for validation")
+    t.add_argument("--early-stopping", action="store_true",
+                   help="stop when the validation loss stops improving")
+    t.add_argument("--scale", choices=("auto", "none", "unit", "standard"), default="auto",
+                   help="auto: pixels to [0, 1], other features standardised")
+    t.add_argument("--label-column", help="CSV label column, by name or index")
+    t.add_argument("--data-dir", help="folder holding MNIST's IDX files")
+    t.add_argument("--out", help="write the model to this .npz file")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="measure a saved model on a data set",
+                       epilog=EVALUATE_EXAMPLES, formatter_class=fmt)
+    e.add_argument("model")
+    e.add_argument("--dataset", required=True)
+    e.add_argument("--label-column")
+    e.add_argument("--data-dir")
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("predict", help="classify rows of a data file or images of digits",
+                       epilog=PREDICT_EXAMPLES, formatter_class=fmt)
+    p.add_argument("model")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="a .csv/.npz/.svmlight file, or PNG/JPEG images of digits")
+    p.add_argument("--proba", action="store_true", help="print every class probability as CSV")
+    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--label-column")
+
+    g = sub.add_parser("plot", help="draw learning curves, confusion matrix, weights, mistakes",
+                       epilog=PLOT_EXAMPLES, formatter_class=fmt)
+    g.add_argument("source", metavar="MODEL|HISTORY", help="a model .npz or a history .json")
+    g.add_argument("--dataset", help="data for the confusion matrix and the mistakes "
+                                     "(default: the data set the model was trained on)")
+    g.add_argument("--data-dir")
+    g.add_argument("--out", required=True, help="folder for the PNG files")
+
+    c = sub.add_parser("gradcheck", help="check backpropagation against finite differences",
+                       epilog=GRADCHECK_EXAMPLES, formatter_class=fmt)
+    c.add_argument("--hidden", type=int, nargs="*", default=[5, 4], metavar="N")
+    c.add_argument("--activation", default="tanh",
+                   choices=("relu", "leaky_relu", "tanh", "sigmoid", "identity"))
+    c.add_argument("--inputs", type=int, default=6)
+    c.add_argument("--classes", type=int, default=3)
+    c.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 success, 1 error, 2 usage)."""
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except (SoftmaxRegError, ValueError, OSError) as exc:
+        print(f"softmaxreg {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"softmaxreg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _train(args) -> int:
+    from .workflow import TrainSettings, train
+
+    settings = TrainSettings(
+        dataset=args.dataset, test=args.test, model=args.model, hidden=tuple(args.hidden),
+        activation=args.activation, solver=args.solver, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, C=args.C, alpha=args.alpha, seed=args.seed,
+        val_fraction=args.val_fraction, early_stopping=args.early_stopping, scale=args.scale,
+        label_column=_column(args.label_column), data_dir=args.data_dir,
+        progress=not args.quiet)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(settings, out=args.out)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    r = result.report
+    print(f"{r['model']} on {r['dataset']}: {r['n_parameters']} parameters, "
+          f"fitted in {r['fit_seconds']:.2f} s")
+    for name in ("train", "validation", "test"):
+        if name in r:
+            print(f"  {name:<10} accuracy {r[name]['accuracy']:.4f}   "
+                  f"log loss {r[name]['log_loss']:.4f}")
+    if args.out:
+        print(f"model written to {args.out}")
+    return 0
+
+
+def _column(value: str | None):
+    return int(value) if value is not None and value.lstrip("-").isdigit() else value
+
+
+def _evaluate(args) -> int:
+    from .workflow import evaluate
+
+    m = evaluate(args.model, args.dataset, label_column=_column(args.label_column),
+                 data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps(m, indent=2))
+        return 0
+    print(f"accuracy {m['accuracy']:.4f}   log loss {m['log_loss']:.4f}   ({m['n']} examples)\n")
+    width = max(5, *(len(str(c)) for c in m["classes"]))
+    print(f"{'class':>{width}}  precision  recall     f1  support")
+    for i, c in enumerate(m["classes"]):
+        print(f"{str(c):>{width}}  {m['precision'][i]:9.4f}  {m['recall'][i]:6.4f}  "
+              f"{m['f1'][i]:5.4f}  {m['support'][i]:7d}")
+    print("\nconfusion matrix (rows: true class, columns: predicted)")
+    cm = np.asarray(m["confusion_matrix"])
+    cell = max(len(str(cm.max())), *(len(str(c)) for c in m["classes"])) + 1
+    print(" " * width + "".join(f"{str(c):>{cell}}" for c in m["classes"]))
+    for c, row in zip(m["classes"], cm):
+        print(f"{str(c):>{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    return 0
+
+
+def _predict(args) -> int:
+    from .workflow import predict
+
+    out = predict(args.model, args.inputs, top_k=args.top_k,
+                  label_column=_column(args.label_column))
+    if args.proba:
+        print(",".join(["input", *map(str, out["class_labels"])]))
+        for name, row in zip(out["inputs"], out["proba_all"]):
+            print(",".join([name, *(f"{p:.6g}" for p in row)]))
+        return 0
+    for name, classes, probs in zip(out["inputs"], out["classes"], out["probabilities"]):
+        tops = "  ".join(f"{c} ({p:.3f})" for c, p in zip(classes, probs))
+        print(f"{name}: {tops}")
+    return 0
+
+
+def _plot(args) -> int:
+    from .plots import plot_all
+
+    for path in plot_all(args.source, args.out, dataset=args.dataset, data_dir=args.data_dir):
+        print(path)
+    return 0
+
+
+def _gradcheck(args) -> int:
+    from .gradcheck import gradcheck, random_problem
+
+    K = 1 if args.classes == 2 else args.classes
+    sizes = [args.inputs, *args.hidden, K]
+    net, X, y = random_problem(sizes, args.activation, seed=args.seed)
+    print(f"network {'-'.join(map(str, sizes))}, activation {args.activation}, "
+          f"{'sigmoid' if K == 1 else 'softmax'} output; central differences, float64")
+    worst = 0.0
+    for e in gradcheck(net, X, y, l2=1e-2):
+        print(f"  layer {e.layer}  W {e.shape[0]}x{e.shape[1]}  max relative error "
+              f"{e.max_rel_error:.2e}")
+        worst = max(worst, e.max_rel_error)
+    print("OK: backpropagation agrees with finite differences" if worst < 1e-6
+          else "FAILED: relative error above 1e-6")
+    return 0 if worst < 1e-6 else 1
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "plot": _plot,
+            "gradcheck": _gradcheck}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

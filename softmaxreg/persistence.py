@@ -1,0 +1,243 @@
+"""Model files: one ``.npz`` per model, every array plus a JSON metadata entry; never pickle.
+
+Layout of the archive (all members plain numeric or unicode arrays, read with allow_pickle=False):
+
+    metadata        a 0-d unicode array holding a JSON object (format version, library version,
+                    model kind, estimator parameters, architecture, classes' dtype, number of
+                    features, preprocessing, training settings, final metrics, training-data hash)
+    params          the flat parameter vector θ of the network (W[1], b[1], …, W[L], b[L])
+    classes         the class labels, numeric or unicode
+    scaling.<key>   the preprocessing state (see preprocessing.Scaling.get_state), if any
+
+Files are written atomically (a temporary file in the same folder, then a rename), and loading
+validates everything before building the estimator: a damaged file gets one ModelFileError that
+names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .exceptions import ModelFileError
+from .network import Network
+
+FORMAT_VERSION = 1
+_MAX_METADATA_BYTES = 16 * 2**20
+_KINDS = ("SoftmaxRegression", "SoftmaxNetwork")
+
+
+def _library_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _json_safe(value: Any) -> Any:
+    """Estimator parameters as JSON (tuples become lists; numpy scalars become numbers)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(estimator, path: str | os.PathLike, *, scaling=None, metadata: dict | None = None) -> None:
+    """Write a fitted estimator (and its preprocessing) to ``path`` atomically."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    net: Network = estimator._net
+    meta = {
+        "format": "softmaxreg-model",
+        "format_version": FORMAT_VERSION,
+        "library_version": _library_version(),
+        "kind": type(estimator).__name__,
+        "params": _json_safe(estimator.get_params()),
+        "layer_sizes": list(net.layer_sizes),
+        "activation": net.activation,
+        "output": net.output,
+        "dtype": net.dtype.name,
+        "fit_intercept": net.fit_intercept,
+        "n_features_in": int(estimator.n_features_in_),
+        "feature_names": _json_safe(list(getattr(estimator, "feature_names_in_", []))) or None,
+        "n_iter": _json_safe(np.ravel(getattr(estimator, "n_iter_", [0])).tolist()),
+        "history": _history(estimator),
+        **(metadata or {}),
+    }
+    arrays = {
+        "metadata": np.array(json.dumps(meta)),
+        "params": net.params,
+        "classes": _classes_array(estimator.classes_),
+    }
+    if scaling is not None:
+        arrays.update({f"scaling.{k}": v for k, v in scaling.get_state().items()})
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _history(estimator) -> dict | None:
+    history = getattr(estimator, "history_", None)
+    return history.as_dict() if history is not None else None
+
+
+def _classes_array(classes: np.ndarray) -> np.ndarray:
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "biuf":
+        return classes
+    return classes.astype(str)  # object arrays of strings cannot be stored without pickle
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load(path: str | os.PathLike):
+    """The fitted estimator stored in ``path``."""
+    return load_bundle(path)[0]
+
+
+def load_bundle(path: str | os.PathLike):
+    """``(estimator, scaling or None, metadata)`` from a model file, fully validated."""
+    path = Path(path)
+    members = _read_members(path)
+    meta = _read_metadata(path, members)
+    estimator = _build_estimator(path, meta, members)
+    return estimator, _read_scaling(path, members), meta
+
+
+def _fail(path: Path, problem: str) -> ModelFileError:
+    return ModelFileError(f"{path}: {problem}")
+
+
+def _read_members(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise _fail(path, "no such model file")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+        if total > 64 * max(path.stat().st_size, 2**20) + 2**30:
+            raise _fail(path, f"its members claim {total} bytes uncompressed: refusing to expand")
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+        raise _fail(path, f"not a readable softmaxreg model file ({exc})") from None
+    except Exception as exc:  # zlib errors and the like from a damaged archive
+        raise _fail(path, f"damaged model file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_metadata(path: Path, members: dict[str, np.ndarray]) -> dict:
+    raw = members.get("metadata")
+    if raw is None or raw.dtype.kind != "U" or raw.shape != ():
+        raise _fail(path, "not a softmaxreg model file (no metadata entry)")
+    text = str(raw)
+    if len(text) > _MAX_METADATA_BYTES:
+        raise _fail(path, "metadata entry is too large")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != "softmaxreg-model":
+        raise _fail(path, "not a softmaxreg model file (wrong format tag)")
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise _fail(path, "metadata has no integer format_version")
+    if version > FORMAT_VERSION:
+        raise _fail(
+            path,
+            f"written in model format {version} by softmaxreg {meta.get('library_version')}; "
+            f"this version reads format {FORMAT_VERSION} — upgrade softmaxreg",
+        )
+    return meta
+
+
+def _expect(path: Path, ok: bool, problem: str) -> None:
+    if not ok:
+        raise _fail(path, problem)
+
+
+def _build_estimator(path: Path, meta: dict, members: dict[str, np.ndarray]):
+    from .estimators import SoftmaxNetwork, SoftmaxRegression
+
+    kind = meta.get("kind")
+    _expect(path, kind in _KINDS, f"unknown model kind {kind!r}")
+    sizes = meta.get("layer_sizes")
+    _expect(path, isinstance(sizes, list) and len(sizes) >= 2
+            and all(isinstance(s, int) and 0 < s < 2**31 for s in sizes), "bad layer_sizes")
+    _expect(path, meta.get("output") in ("softmax", "sigmoid"), "bad output layer")
+    _expect(path, meta.get("dtype") in ("float32", "float64"), "bad dtype")
+    try:
+        net = Network(sizes, activation=meta.get("activation", "identity"),
+                      output=meta["output"], dtype=np.dtype(meta["dtype"]),
+                      fit_intercept=bool(meta.get("fit_intercept", True)))
+    except (ValueError, TypeError) as exc:
+        raise _fail(path, f"bad architecture ({exc})") from None
+    params = members.get("params")
+    _expect(path, params is not None and params.ndim == 1 and params.dtype.kind == "f"
+            and params.size == net.params.size,
+            f"params must be a float vector of {net.params.size} values")
+    _expect(path, bool(np.all(np.isfinite(params))), "params contain NaN or infinity")
+    net.params[...] = params
+    classes = members.get("classes")
+    n_classes = 2 if net.output == "sigmoid" else sizes[-1]
+    _expect(path, classes is not None and classes.ndim == 1 and classes.size == n_classes
+            and classes.dtype.kind in "biufU", f"classes must be a vector of {n_classes} labels")
+    _expect(path, meta.get("n_features_in") == sizes[0], "n_features_in does not match W[1]")
+
+    cls = SoftmaxRegression if kind == "SoftmaxRegression" else SoftmaxNetwork
+    estimator = cls()
+    params_meta = meta.get("params", {})
+    valid = estimator.get_params()
+    try:
+        estimator.set_params(**{k: _param(v) for k, v in params_meta.items() if k in valid})
+    except (ValueError, TypeError) as exc:
+        raise _fail(path, f"bad estimator parameters ({exc})") from None
+    estimator.classes_ = classes
+    estimator.n_features_in_ = sizes[0]
+    names = meta.get("feature_names")
+    if isinstance(names, list) and len(names) == sizes[0]:
+        estimator.feature_names_in_ = np.asarray(names, dtype=object)
+    estimator._set_network(net)
+    return estimator
+
+
+def _param(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _read_scaling(path: Path, members: dict[str, np.ndarray]):
+    state = {k.split(".", 1)[1]: v for k, v in members.items() if k.startswith("scaling.")}
+    if not state:
+        return None
+    from .preprocessing import Scaling
+
+    try:
+        return Scaling.from_state(state)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _fail(path, f"bad preprocessing state ({exc})") from None
