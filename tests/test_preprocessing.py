@@ -1,0 +1,144 @@
+"""Tests of softmaxreg.preprocessing.Scaling against scikit-learn's StandardScaler and X / 255."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.preprocessing import StandardScaler
+
+from softmaxreg.exceptions import DataError
+from softmaxreg.preprocessing import Scaling
+
+
+@pytest.fixture
+def X() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, 5.0, size=(9000, 6))  # more rows than one statistics block
+    X[:, 2] = 0.1  # a constant feature: scale 1, as in StandardScaler
+    X[:, 4] *= 1e-3
+    return X
+
+
+def test_standard_matches_standard_scaler(X):
+    original = X.copy()
+    scaling = Scaling("standard").fit(X)
+    reference = StandardScaler().fit(X)
+    np.testing.assert_allclose(scaling.mean, reference.mean_, rtol=1e-12)
+    np.testing.assert_allclose(scaling.scale, reference.scale_, rtol=1e-10)
+    np.testing.assert_allclose(scaling.transform(X, dtype=np.float64), reference.transform(X),
+                               rtol=1e-9, atol=1e-12)
+    out = scaling.transform(X)
+    assert out.dtype == np.float32 and out is not X
+    np.testing.assert_array_equal(X, original)
+
+
+def test_auto_resolves_by_pixels(X):
+    assert Scaling().fit(X).resolved == "standard"
+    pixels = np.random.default_rng(1).integers(0, 256, (50, 784), dtype=np.uint8)
+    scaling = Scaling().fit(pixels, pixels=True)
+    assert scaling.resolved == "unit"
+    out = scaling.transform(pixels)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, pixels / 255.0, rtol=1e-6)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_none_is_an_identity_copy(X):
+    scaling = Scaling("none").fit(X, pixels=True)
+    out = scaling.transform(X, dtype=np.float64)
+    np.testing.assert_array_equal(out, X)
+    assert not np.shares_memory(out, X)
+
+
+def test_sparse_standard_only_scales_like_standard_scaler_without_mean():
+    X = sp.random(300, 8, density=0.2, format="csr", random_state=2) * 10.0
+    X = sp.csr_matrix(X.toarray() + np.where(X.toarray() != 0, 5.0, 0.0))  # nonzero means
+    scaling = Scaling().fit(X)
+    reference = StandardScaler(with_mean=False).fit(X)
+    np.testing.assert_allclose(scaling.scale, reference.scale_, rtol=1e-10)
+    assert not scaling.mean.any()
+    out = scaling.transform(X, dtype=np.float64)
+    assert sp.issparse(out) and out.format == "csr" and out.nnz == X.nnz
+    np.testing.assert_allclose(out.toarray(), reference.transform(X).toarray(), rtol=1e-10)
+
+
+def test_sparse_unit_divides_by_255():
+    dense = np.random.default_rng(3).integers(0, 256, (20, 10)) * (np.arange(10) % 2)
+    X = sp.csr_matrix(dense)
+    out = Scaling().fit(X, pixels=True).transform(X)
+    assert sp.issparse(out) and out.dtype == np.float32
+    np.testing.assert_allclose(out.toarray(), dense / 255.0, rtol=1e-6)
+
+
+def test_dense_fit_refuses_to_centre_sparse_input(X):
+    scaling = Scaling().fit(X)
+    with pytest.raises(DataError, match="would make sparse X dense"):
+        scaling.transform(sp.csr_matrix(X))
+
+
+def test_state_round_trip_through_npz(tmp_path, X):
+    scaling = Scaling().fit(X)
+    np.savez(tmp_path / "state.npz", **scaling.get_state())
+    with np.load(tmp_path / "state.npz", allow_pickle=False) as archive:
+        state = dict(archive)
+    assert all(isinstance(v, np.ndarray) and v.dtype.kind in "Uf" for v in state.values())
+    restored = Scaling.from_state(state)
+    assert restored.resolved == "standard"
+    np.testing.assert_array_equal(restored.transform(X), scaling.transform(X))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"extra": np.zeros(1)}, "keys"),
+        ({"method": np.array("auto")}, "unknown method 'auto'"),
+        ({"method": np.array(["unit"])}, "method must be a string"),
+        ({"mean": np.zeros(3)}, "mean has shape"),
+        ({"scale": np.zeros(6)}, "must be positive"),
+        ({"scale": np.array([[1.0] * 6])}, "1-D numeric"),
+        ({"mean": np.array(["a"] * 6)}, "1-D numeric"),
+        ({"mean": np.full(6, np.nan)}, "NaN"),
+    ],
+)
+def test_from_state_validates(X, change, message):
+    state = {**Scaling().fit(X).get_state(), **change}
+    with pytest.raises(DataError, match=message):
+        Scaling.from_state(state)
+    del state["method"]
+    with pytest.raises(DataError, match="keys"):
+        Scaling.from_state(state)
+
+
+def test_errors(X):
+    with pytest.raises(ValueError, match="unknown scaling method 'minmax'"):
+        Scaling("minmax")
+    with pytest.raises(ValueError, match="not fitted"):
+        Scaling().transform(X)
+    scaling = Scaling().fit(X)
+    with pytest.raises(DataError, match="X has 5 features, but the scaling was fitted with 6"):
+        scaling.transform(X[:, :5])
+    with pytest.raises(DataError, match="NaN"):
+        Scaling().fit(np.array([[np.nan, 1.0]]))
+    with pytest.raises(DataError, match="2-D"):
+        Scaling().fit(np.ones(3))
+
+
+def test_spread_below_float_resolution_does_not_divide_by_zero():
+    X = np.array([[0.0], [1e-282]])  # max > min, but the variance underflows to 0
+    out = Scaling("standard").fit(X).transform(X, dtype=np.float64)
+    assert np.isfinite(out).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float64, st.tuples(st.integers(2, 40), st.integers(1, 5)),
+                  elements=st.integers(-10**6, 10**6).map(lambda v: v / 1000)))
+def test_standardised_features_have_mean_0_and_std_1(X):
+    out = Scaling("standard").fit(X).transform(X, dtype=np.float64)
+    varying = X.max(axis=0) > X.min(axis=0)
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(out[:, varying].std(axis=0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(out[:, ~varying], 0.0, atol=1e-9)
