@@ -1,0 +1,155 @@
+"""Model files: round trips, and one clear ModelFileError for every damaged or foreign file."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from softmaxreg import ModelFileError, SoftmaxNetwork, SoftmaxRegression
+from softmaxreg.persistence import load, load_bundle, save
+from softmaxreg.preprocessing import Scaling
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return (X - X.mean(0)) / X.std(0), y
+
+
+def _fitted(kind, X, y):
+    if kind == "network":
+        return SoftmaxNetwork((5,), max_iter=30, random_state=0).fit(X, y)
+    return SoftmaxRegression().fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("kind", ["softmax", "network"])
+@pytest.mark.parametrize("labels", ["int", "str", "binary"])
+def test_round_trip_predicts_identically(tmp_path, iris, kind, labels):
+    X, y = iris
+    if labels == "str":
+        y = np.array(["setosa", "versicolor", "virginica"])[y]
+    elif labels == "binary":
+        y = (y == 2).astype(int)
+    model = _fitted(kind, X, y)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = load(path)
+    assert type(loaded) is type(model)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.classes_, model.classes_)
+    assert loaded.get_params() == model.get_params()
+
+
+def test_scaling_and_metadata_are_stored(tmp_path, iris):
+    X, y = iris
+    scaling = Scaling("standard").fit(X)
+    model = SoftmaxRegression().fit(scaling.transform(X), y)
+    save(model, tmp_path / "m.npz", scaling=scaling, metadata={"dataset": "iris"})
+    loaded, loaded_scaling, meta = load_bundle(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded_scaling.transform(X), scaling.transform(X))
+    assert meta["dataset"] == "iris" and meta["kind"] == "SoftmaxRegression"
+    assert meta["layer_sizes"] == [4, 3]
+
+
+def _write_npz(path, **arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+
+
+def _saved(tmp_path, iris):
+    path = tmp_path / "good.npz"
+    SoftmaxRegression().fit(*iris).save(path)
+    with np.load(path) as npz:
+        return path, {k: npz[k] for k in npz.files}
+
+
+def test_missing_truncated_and_random_files(tmp_path, iris):
+    path, _ = _saved(tmp_path, iris)
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load(tmp_path / "absent.npz")
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match="truncated.npz"):
+        load(truncated)
+    noise = tmp_path / "noise.npz"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ModelFileError, match="noise.npz"):
+        load(noise)
+
+
+def test_foreign_newer_and_inconsistent_files(tmp_path, iris):
+    _, arrays = _saved(tmp_path, iris)
+    meta = json.loads(str(arrays["metadata"]))
+    cases = {
+        "foreign": ({"X": np.zeros((3, 2))}, "no metadata"),
+        "newer": ({**arrays, "metadata": np.array(json.dumps({**meta, "format_version": 99}))},
+                  "upgrade softmaxreg"),
+        "short_params": ({**arrays, "params": arrays["params"][:-1]}, "params"),
+        "nan_params": ({**arrays, "params": np.full_like(arrays["params"], np.nan)}, "NaN"),
+        "classes": ({**arrays, "classes": arrays["classes"][:2]}, "classes"),
+        "bad_json": ({**arrays, "metadata": np.array("{not json")}, "JSON"),
+        "kind": ({**arrays, "metadata": np.array(json.dumps({**meta, "kind": "os.system"}))},
+                 "unknown model kind"),
+    }
+    for name, (members, message) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        _write_npz(path, **members)
+        with pytest.raises(ModelFileError, match=message):
+            load(path)
+
+
+class _Exploit:
+    """Unpickling this would create a file: loading a model must never do it."""
+
+    marker = None
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_loading_never_unpickles(tmp_path, iris):
+    _, arrays = _saved(tmp_path, iris)
+    _Exploit.marker = tmp_path / "pwned"
+    evil = np.empty(1, dtype=object)
+    evil[0] = _Exploit()
+    path = tmp_path / "evil.npz"
+    buffer = io.BytesIO()
+    np.savez(buffer, **{**arrays, "classes": evil})
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ModelFileError):
+        load(path)
+    assert not _Exploit.marker.exists()
+
+
+def test_zip_bomb_is_refused_before_expanding(tmp_path, iris):
+    _, arrays = _saved(tmp_path, iris)
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, value)
+            zf.writestr(f"{name}.npy", buf.getvalue())
+        zf.writestr("padding.npy", b"\0" * (1100 * 2**20))  # ~1 MB compressed, 1.1 GB expanded
+    with pytest.raises(ModelFileError, match="refusing to expand"):
+        load(path)
+
+
+def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, iris, monkeypatch):
+    path, _ = _saved(tmp_path, iris)
+    before = path.read_bytes()
+    model = SoftmaxRegression(C=0.01).fit(*iris)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("softmaxreg.persistence.os.fsync", broken)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.npz"]
