@@ -1,8 +1,11 @@
 """SoftmaxRegression and SoftmaxNetwork: the scikit-learn face of the library.
 
-The estimators validate input, encode labels, choose a solver and keep the fitted state; the math
-lives in :mod:`softmaxreg.network`, the solvers in :mod:`softmaxreg.solvers` and
-:mod:`softmaxreg.optim`, the loop in :mod:`softmaxreg.training`.
+The estimators validate input, encode labels, turn ``sample_weight`` and ``class_weight`` into row
+weights, choose a solver and keep the fitted state; the math lives in :mod:`softmaxreg.network`,
+the solvers in :mod:`softmaxreg.solvers`, :mod:`softmaxreg.proximal` and :mod:`softmaxreg.optim`,
+the minibatch loop in :mod:`softmaxreg.training`.
+
+Sparse ``X`` (scipy CSR/CSC) is never made dense: every product with it is a sparse product.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
-from . import optim, solvers
+from . import optim, proximal, solvers
 from .exceptions import TrainingDivergedError
 from .functional import log_softmax
 from .network import Network
@@ -31,92 +34,186 @@ from .training import History, TrainConfig, train
 
 _MAX_PRECONDITIONED_FEATURES = 4096
 _DTYPES = {"float32": np.float32, "float64": np.float64}
+_MINIBATCH_SOLVERS = ("sgd", "adam", "adamw")
+_ACCEPT_SPARSE = ("csr", "csc")
+
+
+def _has_minibatch_solver(estimator) -> bool:
+    """``partial_fit`` exists only with a minibatch solver, as in MLPClassifier."""
+    if estimator.solver not in _MINIBATCH_SOLVERS:
+        raise AttributeError(
+            f"partial_fit is only available for the minibatch solvers {_MINIBATCH_SOLVERS}; "
+            f"solver={estimator.solver!r} works on the whole data at once"
+        )
+    return True
 
 
 class _SoftmaxBase(ClassifierMixin, BaseEstimator):
     """What both estimators share: validation, labels, weights, the choice of solver, prediction.
 
-    A subclass says which hidden layers it has (``_hidden_sizes``), how strong the L2 penalty of
-    the mean-form objective is (``_l2``), and how it initialises its parameters (``_init``).
+    A subclass says which hidden layers it has (``_hidden_sizes``), how strong the penalties of
+    the mean-form objective are (``_penalties``), how it initialises its parameters (``_init``)
+    and which fitted attributes it exposes (``_set_network``, ``_set_n_iter``).
     """
 
-    _minibatch_solvers = ("sgd", "adam", "adamw")
     _default_lr = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to ``X`` (n × d, dense or sparse) and labels ``y`` (n,); returns self."""
+        """Fit the model to ``X`` (n × d, dense or sparse) and labels ``y`` (n,); returns self.
+
+        With ``warm_start=True`` a refit on data of the same shape starts from the last solution.
+        """
         self._validate_params()
-        X, y_enc, sw = self._prepare_fit(X, y, sample_weight)
+        self._check_solver()
+        X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE,
+                             dtype=[np.float64, np.float32], reset=not self._warm())
+        check_classification_targets(y)
+        classes, y_enc = np.unique(y, return_inverse=True)
+        if self._warm() and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                "warm_start=True needs the same classes as the previous fit: got "
+                f"{classes.tolist()}, expected {self.classes_.tolist()}"
+            )
+        self.classes_ = classes
+        _check_two_classes(classes)
+        sw = self._row_weights(X, y, y_enc, sample_weight)
         self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        net = self._network_for(X.shape[1])
-        if self.solver == "lbfgs":
-            self._fit_lbfgs(net, X, y_enc, sw)
-        else:
+        net = self._start_network(X.shape[1], self._dtype(X.dtype))
+        X = _as_network_input(X, net, rows_sliced=self.solver in _MINIBATCH_SOLVERS)
+        if self.solver in _MINIBATCH_SOLVERS:
             self._fit_minibatch(net, X, y_enc, sw)
+        else:
+            self._fit_full_batch(net, X, y_enc, sw)
         return self
 
-    def _prepare_fit(self, X, y, sample_weight):
-        X, y = validate_data(
-            self, X, y, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
-            reset=not self._warm(),
-        )
+    @available_if(_has_minibatch_solver)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of minibatch steps of ``solver`` over the chunk (X, y); returns self.
+
+        ``classes`` (every label the stream will contain) is required on the first call.  The
+        optimiser's state (momentum, Adam moments, step count) carries over between calls, so
+        feeding the data chunk by chunk continues one training run.  The penalty is that of the
+        chunk's objective; early stopping does not apply.
+        """
+        self._validate_params()
+        self._check_solver()
+        first = not hasattr(self, "_net")
+        if first:
+            self.__dict__.pop("classes_", None)  # a failed first call must not count as one
+        _check_partial_fit_first_call(self, classes)
+        _check_two_classes(self.classes_)
+        X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE,
+                             dtype=[np.float64, np.float32], reset=first)
         check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        if self._warm() and not np.array_equal(encoder.classes_, self.classes_):
-            raise ValueError("warm_start=True needs the same classes as the previous fit")
-        self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(
-                "This solver needs samples of at least 2 classes in the data, but the data "
-                f"contains only one class: {self.classes_[0]!r}"
-            )
-        y_enc = encoder.transform(y)
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        if self.class_weight is not None:
-            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
-            sw = sw * cw[y_enc]
-        if X.shape[0] and not sw.sum() > 0:
-            raise ValueError("sample_weight must have a positive sum")
-        return X, y_enc, (None if np.all(sw == 1) else sw)
+        y_enc = self._encode(y)
+        sw = self._row_weights(X, y, y_enc, sample_weight, partial=True)
+        if first:
+            self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+            self._set_network(self._new_network(X.shape[1], self._dtype(X.dtype)))
+            self.history_ = History()
+            self._opt, self._epochs_done = None, 0
+        net = self._net
+        X = _as_network_input(X, net, rows_sliced=True)
+        if getattr(self, "_opt", None) is None or self._opt_solver != self.solver:
+            self._new_optimizer(net)
+        self._run_epochs(net, X, y_enc, sw, n_epochs=1)
+        return self
+
+    def _check_solver(self) -> None:
+        """Settings that are valid alone but not together (subclasses add theirs)."""
 
     def _warm(self) -> bool:
         return bool(self.warm_start) and hasattr(self, "_net")
 
-    def _dtype(self):
+    def _encode(self, y) -> np.ndarray:
+        """Labels -> indices into ``classes_``, with a clear error for a label never declared."""
+        K = len(self.classes_)
+        y_enc = np.searchsorted(self.classes_, y)
+        known = self.classes_[np.minimum(y_enc, K - 1)] == y
+        if not np.all(known):
+            unseen = np.unique(np.asarray(y)[~known]).tolist()
+            raise ValueError(
+                f"y contains labels {unseen} that are not in classes {self.classes_.tolist()}; "
+                "pass every label of the stream as `classes` on the first call to partial_fit"
+            )
+        return y_enc
+
+    def _row_weights(self, X, y, y_enc, sample_weight, partial: bool = False):
+        """s_i = sample_weight_i · class_weight[y_i], or None when every s_i = 1.
+
+        With the meaning of LogisticRegression: the objective weighs CE_i by s_i, and "balanced"
+        weights are n / (K · Σ_{i: y_i = k} s_i) with the sample weights counted in.
+        """
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if self.class_weight is not None:
+            if partial and isinstance(self.class_weight, str):
+                raise ValueError(
+                    "class_weight 'balanced' is not supported for partial_fit: a chunk does not "
+                    "show the class frequencies of the whole stream. Compute the weights with "
+                    "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+                    "y=y) on a large enough sample of the labels and pass them as a dict."
+                )
+        class_totals = np.bincount(y_enc, weights=sw, minlength=len(self.classes_))
+        if not partial and np.count_nonzero(class_totals) < 2:
+            raise ValueError(
+                "The data must hold rows of at least 2 classes with a positive sample_weight; "
+                f"only class {self.classes_[class_totals > 0].tolist()} has any weight"
+            )
+        if self.class_weight is not None:
+            with np.errstate(divide="ignore"):  # "balanced" divides by each class's weight
+                cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y,
+                                          sample_weight=None if partial else sw)
+            sw = sw * np.where(class_totals > 0, cw, 0.0)[y_enc]
+        if not sw.sum() > 0:
+            raise ValueError("sample_weight must have a positive sum: every row has weight 0")
+        return None if np.all(sw == 1) else sw
+
+    def _dtype(self, input_dtype):
+        """The network's float type: the input's for full-batch solvers (no float64 copy of X),
+        float32 for minibatch ones, unless ``dtype`` says otherwise."""
         if self.dtype == "auto":
-            return np.float64 if self.solver == "lbfgs" else np.float32
+            return np.float32 if self.solver in _MINIBATCH_SOLVERS else input_dtype
         return _DTYPES[self.dtype]
 
-    def _network_for(self, n_features: int) -> Network:
+    def _new_network(self, n_features: int, dtype) -> Network:
+        """A freshly initialised network d → hidden → K softmax units (1 sigmoid unit for K = 2)."""
         K = len(self.classes_)
-        sizes = (n_features, *self._hidden_sizes(), 1 if K == 2 else K)
         net = Network(
-            sizes,
+            (n_features, *self._hidden_sizes(), 1 if K == 2 else K),
             activation=getattr(self, "activation", "identity"),
             output="sigmoid" if K == 2 else "softmax",
-            dtype=self._dtype(),
+            dtype=dtype,
             fit_intercept=getattr(self, "fit_intercept", True),
         )
+        self._init(net)
+        return net
+
+    def _start_network(self, n_features: int, dtype) -> Network:
+        """The network ``fit`` starts from: the previous solution under ``warm_start``."""
+        net = self._new_network(n_features, dtype)
         if self._warm() and self._net.layer_sizes == net.layer_sizes:
             net.params[...] = self._net.params
-        else:
-            self._init(net)
         self._set_network(net)
         return net
 
-    def _fit_lbfgs(self, net: Network, X, y, sw) -> None:
-        l2 = self._l2(X.shape[0] if sw is None else sw.sum(), X.shape[0])
-        bar = tqdm(total=self.max_iter, desc="L-BFGS", unit="it", disable=not self.verbose)
+    # -- full-batch solvers ------------------------------------------------------------------
+    def _fit_full_batch(self, net: Network, X, y, sw) -> None:
+        l1, l2 = self._penalties(X.shape[0], _total(sw, X), X.shape[0])
+        fun = net.objective(X, y, sw, l2)
+        bar = tqdm(total=self.max_iter, desc=self.solver, unit="it", disable=not self.verbose)
 
         def progress(it, J):
             bar.update()
             bar.set_postfix(loss=f"{J:.6f}")
 
         try:
-            res = solvers.lbfgs(net.objective(X, y, sw, l2), net.params, self.max_iter, self.tol,
-                                callback=progress,
-                                preconditioner=self._preconditioner(net, X, sw, l2))
+            if self.solver == "fista":
+                res = proximal.fista(fun, net.params, l1, net.penalty_mask, self.max_iter,
+                                     self.tol, callback=progress)
+            else:
+                res = solvers.lbfgs(fun, net.params, self.max_iter, self.tol, callback=progress,
+                                    preconditioner=self._preconditioner(net, X, sw, l2))
         finally:
             bar.close()
         net.params[...] = res.x
@@ -127,48 +224,65 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
 
     def _finish_full_batch(self, net: Network, res: solvers.SolverResult) -> None:
         net._clear_caches()
-        self.n_iter_ = np.array([res.n_iter], dtype=np.int32)
+        self._set_n_iter(res.n_iter)
         self.loss_ = res.fun
         if not np.all(np.isfinite(net.params)):
-            raise TrainingDivergedError("the L-BFGS solution is not finite; scale the data")
+            raise TrainingDivergedError(f"the {self.solver} solution is not finite; scale the data")
         if not res.converged:
             warnings.warn(
-                f"lbfgs failed to converge after {res.n_iter} iterations ({res.message}). "
-                "Increase max_iter, or scale the data (e.g. with sklearn's StandardScaler).",
+                f"{self.solver} failed to converge after {res.n_iter} iteration(s) "
+                f"({res.message}). Increase the number of iterations (max_iter={self.max_iter}) "
+                "or scale the data, e.g. with sklearn.preprocessing.StandardScaler.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
 
+    # -- minibatch solvers -------------------------------------------------------------------
     def _fit_minibatch(self, net: Network, X, y, sw) -> None:
         validation = None
         if self.early_stopping:
             X, X_val, y, y_val, sw = self._validation_split(X, y, sw)
             validation = (X_val, y_val)
-        batch_size = min(self.batch_size, X.shape[0])
-        l2 = self._l2(X.shape[0] if sw is None else sw.sum(), batch_size)
-        lr = self.learning_rate_init or self._default_lr[self.solver]
-        config = TrainConfig(
-            epochs=self.max_iter, batch_size=batch_size, l2=l2, seed=self._seed,
-            early_stopping=self.early_stopping, n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol, progress=bool(self.verbose),
-        )
-        opt = self._optimizer(net).init(net.params)
-        history = self.history_ if self._warm() and hasattr(self, "history_") else History()
-        self.history_ = history
-        try:
-            train(net, opt, optim.make_schedule(self.learning_rate, lr, self.max_iter), X, y,
-                  config, sample_weight=sw, validation=validation, history=history)
-        finally:
-            net._clear_caches()
-            self.n_iter_ = history.n_epochs
-            self.loss_curve_ = list(history.loss)
-            self.loss_ = history.loss[-1] if history.loss else np.nan
-        if history.n_epochs >= self.max_iter and not self.early_stopping:
+        if not (self._warm() and hasattr(self, "history_")):
+            self.history_ = History()
+        self._new_optimizer(net)
+        n_run = self._run_epochs(net, X, y, sw, n_epochs=self.max_iter, validation=validation,
+                                 fresh=True)
+        if n_run >= self.max_iter and not self.early_stopping:
             warnings.warn(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet. Increase max_iter.",
+                "optimization hasn't converged yet. Increase max_iter, or the learning rate.",
                 ConvergenceWarning, stacklevel=3,
             )
+
+    def _run_epochs(self, net: Network, X, y, sw, n_epochs: int, validation=None,
+                    fresh: bool = False) -> int:
+        """``n_epochs`` epochs of the optimiser over (X, y); returns how many ran.
+
+        A ``fresh`` run (``fit``) counts its epochs from 0; otherwise (``partial_fit``) the epoch
+        count, which seeds the shuffling and drives the schedule, continues from the last call.
+        """
+        start = 0 if fresh else self._epochs_done
+        batch_size = min(self.batch_size, X.shape[0])
+        _, l2 = self._penalties(X.shape[0], _total(sw, X), batch_size)
+        lr = self.learning_rate_init or self._default_lr[self.solver]
+        config = TrainConfig(
+            epochs=start + n_epochs, start_epoch=start, batch_size=batch_size, l2=l2,
+            seed=self._seed, early_stopping=self.early_stopping and fresh,
+            n_iter_no_change=self.n_iter_no_change, tol=self.tol, progress=bool(self.verbose),
+        )
+        before = self.history_.n_epochs
+        try:
+            train(net, self._opt, optim.make_schedule(self.learning_rate, lr, self.max_iter), X, y,
+                  config, sample_weight=sw, validation=validation, history=self.history_)
+        finally:
+            net._clear_caches()
+            n_run = self.history_.n_epochs - before
+            self._epochs_done = start + n_run
+            self._set_n_iter(self._epochs_done)
+            self.loss_curve_ = list(self.history_.loss)
+            self.loss_ = self.history_.loss[-1] if self.history_.loss else np.nan
+        return n_run
 
     def _validation_split(self, X, y, sw):
         idx = np.arange(X.shape[0])
@@ -177,33 +291,45 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
                                   random_state=self._seed, stratify=stratify)
         return X[tr], X[va], y[tr], y[va], (None if sw is None else sw[tr])
 
-    def _optimizer(self, net: Network):
+    def _new_optimizer(self, net: Network) -> None:
+        """The optimiser of ``solver``, with fresh state; it lives on as long as the fit."""
         if self.solver == "sgd":
-            return optim.SGD(momentum=self.momentum, nesterov=self.nesterovs_momentum)
-        decay = getattr(self, "weight_decay", 0.0) if self.solver == "adamw" else 0.0
-        return optim.Adam(self.beta_1, self.beta_2, self.epsilon, weight_decay=decay,
-                          decay_mask=net.penalty_mask)
+            opt = optim.SGD(momentum=self.momentum, nesterov=self.nesterovs_momentum)
+        else:
+            decay = getattr(self, "weight_decay", 0.0) if self.solver == "adamw" else 0.0
+            opt = optim.Adam(self.beta_1, self.beta_2, self.epsilon, weight_decay=decay,
+                             decay_mask=net.penalty_mask)
+        self._opt, self._opt_solver = opt.init(net.params), self.solver
 
     # -- prediction --------------------------------------------------------------------------
     def _validated(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, accept_sparse=("csr", "csc"),
+        return validate_data(self, X, accept_sparse=_ACCEPT_SPARSE,
                              dtype=[np.float64, np.float32], reset=False)
 
     def decision_function(self, X) -> np.ndarray:
         """The logits Z[L] = A[L-1] W[L]ᵀ + b[L]ᵀ: (n, K), or (n,) with two classes."""
-        return self._net.decision_function(self._validated(X))
+        X = self._validated(X)
+        return self._net.decision_function(X)
 
     def predict_proba(self, X) -> np.ndarray:
         """Ŷ = softmax(Z[L]), (n, K); with two classes [1 − σ(z), σ(z)]."""
-        return self._net.predict_proba(self._validated(X))
+        X = self._validated(X)
+        return self._net.predict_proba(X)
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """log Ŷ, computed from the logits without taking log of a rounded probability."""
+        """log Ŷ = log_softmax(Z[L]), from the logits rather than the log of a rounded probability.
+
+        Where ``predict_proba`` underflows to exactly 0 the result is −inf, so that it stays
+        log(predict_proba) wherever that is finite and orders the classes the same way.
+        """
         Z = self.decision_function(X)
+        P = self._net.proba_from_logits(Z)
         if Z.ndim == 1:
-            Z = np.column_stack([np.zeros_like(Z), Z])  # log σ(z), log(1−σ(z)) as a K = 2 softmax
-        return log_softmax(Z)
+            Z = np.column_stack([np.zeros_like(Z), Z])  # log σ(−z), log σ(z) as a K = 2 softmax
+        log_P = log_softmax(Z)
+        log_P[P == 0] = -np.inf
+        return log_P
 
     def predict(self, X) -> np.ndarray:
         """The class with the largest probability, as a label of ``classes_``."""
@@ -217,30 +343,82 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
 
         save(self, path)
 
+    # -- pickling: the network is rebuilt from its flat buffer, and the views re-attached ----
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ gives __dict__ itself
+        net = state.pop("_net", None)
+        if net is not None:
+            state["_net"] = {
+                "layer_sizes": net.layer_sizes, "activation": net.activation,
+                "output": net.output, "dtype": net.dtype.str,
+                "fit_intercept": net.fit_intercept, "params": net.params,
+            }
+        return state
+
+    def __setstate__(self, state):
+        spec = state.pop("_net", None)
+        super().__setstate__(state)
+        if spec is not None:
+            params = spec.pop("params")
+            net = Network(spec.pop("layer_sizes"), dtype=np.dtype(spec.pop("dtype")), **spec)
+            net.params[...] = params
+            self._set_network(net)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
 
 
+def _check_two_classes(classes) -> None:
+    if len(classes) < 2:
+        raise ValueError(
+            "This solver needs samples of at least 2 classes in the data, but the data "
+            f"contains only one class: {classes[0]!r}"
+        )
+
+
+def _total(sw, X) -> float:
+    """Σ s, the total weight of the rows (n when unweighted)."""
+    return float(X.shape[0] if sw is None else sw.sum())
+
+
+def _as_network_input(X, net: Network, rows_sliced: bool):
+    """X in the network's dtype, converted once (not at every step); sparse stays sparse.
+
+    Minibatch training slices rows, which CSR does without a copy and CSC does not.
+    """
+    if sp.issparse(X):
+        X = X.tocsr() if rows_sliced and X.format != "csr" else X
+        return X.astype(net.dtype, copy=False)
+    return np.asarray(X, dtype=net.dtype)
+
+
 class SoftmaxRegression(_SoftmaxBase):
     """Multinomial logistic (softmax) regression: one layer, K softmax units.
 
-    Minimises scikit-learn ``LogisticRegression``'s objective  C · Σ_i s_i CE_i + ½ ‖W‖²_F
-    (intercepts unpenalised), in the equivalent mean form  Σ_i w_i CE_i + ‖W‖²/(2 C Σ s).
-    With two classes the output is one sigmoid unit: ``coef_`` is (1, d), as in scikit-learn.
+    Minimises scikit-learn ``LogisticRegression``'s objective, with ρ = ``l1_ratio``,
 
-    Parameters follow LogisticRegression: ``C``, ``fit_intercept``, ``class_weight``, ``max_iter``
-    (iterations of L-BFGS, or epochs of a minibatch solver), ``tol``, ``warm_start``,
-    ``random_state``.  ``solver`` is "lbfgs" (full batch, the default) or "sgd", "adam", "adamw"
-    (minibatches of ``batch_size`` rows, learning rate ``learning_rate_init`` under the schedule
-    ``learning_rate``: "constant", "step" or "cosine").
+        C · Σ_i s_i CE_i + (1 − ρ)/2 ‖W‖²_F + ρ ‖W‖₁          (intercepts unpenalised)
+
+    in the equivalent mean form  Σ_i w_i CE_i + ((1 − ρ)/2 ‖W‖² + ρ ‖W‖₁) / (C Σ s),  where
+    w_i = s_i / Σ s and s_i = sample_weight_i · class_weight[y_i].  With two classes the output is
+    one sigmoid unit: ``coef_`` is (1, d) and ``decision_function`` (n,), as in scikit-learn.
+
+    Parameters follow LogisticRegression: ``C``, ``l1_ratio``, ``fit_intercept``,
+    ``class_weight``, ``max_iter`` (iterations of a full-batch solver, or epochs of a minibatch
+    one), ``tol``, ``warm_start``, ``random_state``.  ``solver`` is "lbfgs" (full batch, the
+    default, smooth objectives only), "fista" (full-batch proximal gradient: any ``l1_ratio``,
+    exact zeros in ``coef_``), or "sgd", "adam", "adamw" (minibatches of ``batch_size`` rows,
+    learning rate ``learning_rate_init`` under the schedule ``learning_rate``: "constant", "step"
+    or "cosine" over ``max_iter`` epochs); the minibatch solvers also offer ``partial_fit``.
     """
 
     _parameter_constraints = {
         "C": [Interval(Real, 0, None, closed="neither")],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "fit_intercept": ["boolean"],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam", "adamw"})],
+        "solver": [StrOptions({"lbfgs", "fista", "sgd", "adam", "adamw"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
@@ -265,6 +443,7 @@ class SoftmaxRegression(_SoftmaxBase):
         self,
         C=1.0,
         *,
+        l1_ratio=0.0,
         fit_intercept=True,
         solver="lbfgs",
         max_iter=100,
@@ -287,6 +466,7 @@ class SoftmaxRegression(_SoftmaxBase):
         verbose=0,
     ):
         self.C = C
+        self.l1_ratio = l1_ratio
         self.fit_intercept = fit_intercept
         self.solver = solver
         self.max_iter = max_iter
@@ -308,12 +488,20 @@ class SoftmaxRegression(_SoftmaxBase):
         self.dtype = dtype
         self.verbose = verbose
 
+    def _check_solver(self) -> None:
+        if self.l1_ratio > 0 and self.solver != "fista":
+            raise ValueError(
+                f"l1_ratio={self.l1_ratio} needs solver='fista': the L1 term is not "
+                f"differentiable at 0, which solver={self.solver!r} cannot handle"
+            )
+
     def _hidden_sizes(self) -> tuple[int, ...]:
         return ()
 
-    def _l2(self, weight_sum: float, batch_size: int) -> float:
-        """1 / (C Σ s): the mean-form penalty of LogisticRegression's objective, any batch size."""
-        return 1.0 / (self.C * weight_sum)
+    def _penalties(self, n: int, weight_sum: float, batch_size: int) -> tuple[float, float]:
+        """(l1, l2) = (ρ, 1 − ρ) / (C Σ s): LogisticRegression's penalty in the mean form."""
+        scale = 1.0 / (self.C * weight_sum)
+        return self.l1_ratio * scale, (1.0 - self.l1_ratio) * scale
 
     def _init(self, net: Network) -> None:
         net.params[...] = 0  # the problem is convex: start from zero, as scikit-learn does
@@ -322,6 +510,9 @@ class SoftmaxRegression(_SoftmaxBase):
         self._net = net
         self.coef_ = net.W[0]  # (K, d) or (1, d): views into the flat parameter buffer
         self.intercept_ = net.b[0]
+
+    def _set_n_iter(self, n: int) -> None:
+        self.n_iter_ = np.array([n], dtype=np.int32)  # LogisticRegression's shape
 
     def _preconditioner(self, net: Network, X, sw, l2: float):
         """L-BFGS in the variables U = W̃ L, where L Lᵀ bounds the Hessian (dense, d ≤ 4096)."""
@@ -340,17 +531,19 @@ class SoftmaxRegression(_SoftmaxBase):
 
 
 class SoftmaxNetwork(_SoftmaxBase):
-    """A feed-forward network with ``hidden_layer_sizes`` and K softmax outputs (MLPClassifier's API).
+    """A feed-forward network: ``hidden_layer_sizes``, then K softmax outputs (MLPClassifier's API).
 
-    Objective per minibatch B (as MLPClassifier): mean cross-entropy + α/(2|B|) Σ_l ‖W[l]‖²
-    (|B| = ``batch_size``; the full training set for ``solver="lbfgs"``).  Parameter names follow
-    ``sklearn.neural_network.MLPClassifier`` wherever they mean the same.  ``coefs_[l]`` is
-    ``W[l+1]ᵀ`` of shape (d_in, d_out), as in scikit-learn.
+    Objective per minibatch B (as MLPClassifier): Σ_{i∈B} w_i CE_i + α/(2|B| s̄) Σ_l ‖W[l]‖²
+    with w_i = s_i / Σ_{j∈B} s_j and s̄ the mean row weight (|B| = ``batch_size``; the whole
+    training set for ``solver="lbfgs"``, where the penalty is MLPClassifier's α/(2 Σ s)).
+    Parameter names follow ``sklearn.neural_network.MLPClassifier`` wherever they mean the same.
+    ``coefs_[l]`` is ``W[l+1]ᵀ`` of shape (d_in, d_out), as in scikit-learn.
     """
 
     _parameter_constraints = {
         **{k: v for k, v in SoftmaxRegression._parameter_constraints.items()
-           if k not in ("C", "fit_intercept")},
+           if k not in ("C", "l1_ratio", "fit_intercept")},
+        "solver": [StrOptions({"lbfgs", "sgd", "adam", "adamw"})],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions({"relu", "leaky_relu", "tanh", "sigmoid", "identity"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -415,9 +608,12 @@ class SoftmaxNetwork(_SoftmaxBase):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got {sizes}")
         return tuple(int(s) for s in sizes)
 
-    def _l2(self, weight_sum: float, batch_size: int) -> float:
-        """α / |B|, as MLPClassifier scales its penalty by the batch size."""
-        return self.alpha / batch_size
+    def _penalties(self, n: int, weight_sum: float, batch_size: int) -> tuple[float, float]:
+        """(0, α / (|B| s̄)), s̄ = Σ s / n: MLPClassifier's α / (2 Σ_{i∈B} s_i) on an average batch.
+
+        Full batch (lbfgs) this is α / Σ s, exactly MLPClassifier's; unweighted, α / |B|.
+        """
+        return 0.0, self.alpha * n / (batch_size * weight_sum)
 
     def _init(self, net: Network) -> None:
         net.initialize(self._seed)
@@ -429,3 +625,6 @@ class SoftmaxNetwork(_SoftmaxBase):
         self.n_layers_ = len(net.layer_sizes)
         self.n_outputs_ = net.layer_sizes[-1]
         self.out_activation_ = "logistic" if net.output == "sigmoid" else "softmax"
+
+    def _set_n_iter(self, n: int) -> None:
+        self.n_iter_ = int(n)  # MLPClassifier's type

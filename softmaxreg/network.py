@@ -120,10 +120,15 @@ class Network:
         """Ŷ = softmax(Z[L]) (n, K); for the sigmoid output, [1 − σ(z), σ(z)] (n, 2)."""
         Z = self.forward(X)
         self._clear_caches()
+        return self.proba_from_logits(Z)
+
+    def proba_from_logits(self, Z: Array) -> Array:
+        """Ŷ from the logits Z[L] (n, d[L]); 1 − σ(z) is computed as σ(−z), which keeps its
+        digits where σ(z) rounds to 1 (z > 37 in float64) instead of becoming 0."""
         if self.output == "softmax":
             return softmax(Z)
-        p = sigmoid(Z[:, 0])
-        return np.column_stack([1 - p, p])
+        z = Z.reshape(-1)
+        return np.column_stack([sigmoid(-z), sigmoid(z)])
 
     def decision_function(self, X: ArrayLike) -> Array:
         """The logits Z[L]: (n, K), or (n,) for the sigmoid output."""
