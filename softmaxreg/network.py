@@ -47,6 +47,11 @@ class Network:
             raise ValueError(f"layer_sizes must hold at least 2 positive sizes, got {layer_sizes}")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if (sizes[-1] == 1) != (output == "sigmoid"):
+            raise ValueError(
+                f"a {output} output needs {'1 unit' if output == 'sigmoid' else 'K >= 2 units'}, "
+                f"but the last layer has {sizes[-1]}"
+            )
         self.layer_sizes = tuple(sizes)
         self.activation = activation
         self.output = output

@@ -1,7 +1,8 @@
 """First-order optimisers and learning-rate schedules on a flat parameter vector.
 
 An optimiser owns its state (velocity, moments, step count), keyed to the flat parameter buffer,
-and updates the parameters in place: ``opt.init(params)`` once, then ``opt.step(params, grads, lr)``.
+and updates the parameters in place: ``opt.init(params)`` once, then
+``opt.step(params, grads, lr)``.
 A schedule is a plain function ``epoch -> learning rate``.
 """
 
@@ -15,6 +16,11 @@ from numpy.typing import NDArray
 
 Array = NDArray[np.floating]
 Schedule = Callable[[int], float]
+
+
+def _restore(current: Array | None, saved) -> Array:
+    """A private copy of ``saved``, in the dtype of ``current`` when the optimiser has one."""
+    return np.array(saved, dtype=None if current is None else current.dtype)
 
 
 class SGD:
@@ -46,10 +52,11 @@ class SGD:
             params += v
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"velocity": self.velocity}
+        """A snapshot (copies): later steps do not change a checkpoint already taken."""
+        return {"velocity": self.velocity.copy()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.velocity[...] = state["velocity"]
+        self.velocity = _restore(self.velocity, state["velocity"])
 
 
 class Adam:
@@ -101,11 +108,12 @@ class Adam:
         params -= buf
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"m": self.m, "v": self.v, "t": np.array(self.t)}
+        """A snapshot (copies): later steps do not change a checkpoint already taken."""
+        return {"m": self.m.copy(), "v": self.v.copy(), "t": np.array(self.t)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.m[...] = state["m"]
-        self.v[...] = state["v"]
+        self.m, self.v = _restore(self.m, state["m"]), _restore(self.v, state["v"])
+        self._buf = np.empty_like(self.m)
         self.t = int(state["t"])
 
 
@@ -149,6 +157,8 @@ def make_optimizer(name: str, **kwargs) -> SGD | Adam:
     """'sgd', 'adam' or 'adamw' with its keyword arguments."""
     if name == "sgd":
         return SGD(**kwargs)
-    if name in ("adam", "adamw"):
+    if name == "adam":
         return Adam(**kwargs)
+    if name == "adamw":
+        return AdamW(**kwargs)
     raise ValueError(f"unknown optimiser {name!r}: expected 'sgd', 'adam' or 'adamw'")

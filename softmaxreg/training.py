@@ -137,17 +137,16 @@ def train(
             rows = slice(start, start + bs)
             loss, grads, Z = net.loss_grad(Xs[rows], ys[rows], _part(sws, rows), config.l2)
             if not np.isfinite(loss):
-                net.params[...] = last_good
-                raise TrainingDivergedError(
-                    f"the training loss became {loss} in epoch {epoch + 1} (learning rate {lr:g}); "
-                    "training stopped and the model keeps the weights of the last finite epoch. "
-                    "Try a smaller learning rate."
-                )
-            optimizer.step(net.params, grads, lr)
-            m = Z.shape[0]
+                _diverged(net, last_good, f"the training loss became {loss}", epoch, lr)
+            m = Z.shape[0] if sws is None else float(sws[rows].sum())  # the batch's weight
+            # the penalty of the parameters this loss was computed at, before the step moves them
             total += (loss - net.penalty(config.l2)) * m if config.l2 else loss * m
+            optimizer.step(net.params, grads, lr)
             correct += int(np.sum(_predict_from_logits(Z) == ys[rows]))
-        logs = {"epoch": epoch + 1, "loss": total / n, "accuracy": correct / n, "lr": lr}
+        if not np.all(np.isfinite(net.params)):  # the epoch's last step overflowed
+            _diverged(net, last_good, "the parameters became non-finite", epoch, lr)
+        total /= n if sws is None else float(sws.sum())
+        logs = {"epoch": epoch + 1, "loss": total, "accuracy": correct / n, "lr": lr}
         if validation is not None:
             logs["val_loss"], logs["val_accuracy"] = evaluate(net, *validation)
         history.append(logs)
@@ -161,6 +160,14 @@ def train(
     if config.early_stopping and best["params"] is not None:
         net.params[...] = best["params"]
     return history
+
+
+def _diverged(net: Network, last_good: NDArray, what: str, epoch: int, lr: float):
+    net.params[...] = last_good
+    raise TrainingDivergedError(
+        f"{what} in epoch {epoch + 1} (learning rate {lr:g}); training stopped and the model "
+        "keeps the weights of the last finite epoch. Try a smaller learning rate."
+    )
 
 
 def _part(sw, rows):
