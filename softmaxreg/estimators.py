@@ -241,8 +241,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
     def _fit_minibatch(self, net: Network, X, y, sw) -> None:
         validation = None
         if self.early_stopping:
-            X, X_val, y, y_val, sw = self._validation_split(X, y, sw)
-            validation = (X_val, y_val)
+            X, y, sw, validation = self._validation_split(X, y, sw)
         if not (self._warm() and hasattr(self, "history_")):
             self.history_ = History()
         self._new_optimizer(net)
@@ -285,11 +284,23 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         return n_run
 
     def _validation_split(self, X, y, sw):
-        idx = np.arange(X.shape[0])
-        stratify = y if np.min(np.bincount(y)) >= 2 else None
-        tr, va = train_test_split(idx, test_size=self.validation_fraction,
-                                  random_state=self._seed, stratify=stratify)
-        return X[tr], X[va], y[tr], y[va], (None if sw is None else sw[tr])
+        """(X, y, sw) of the training part and the held-out ``validation`` tuple for early
+        stopping, whose loss is weighted like the training loss.  The split is stratified when
+        the validation part can hold every class."""
+        n, K = X.shape[0], len(self.classes_)
+        n_val = int(np.ceil(self.validation_fraction * n))
+        if n_val >= n:
+            raise ValueError(
+                f"early_stopping needs more rows: validation_fraction={self.validation_fraction} "
+                f"of {n} rows leaves none to train on"
+            )
+        counts = np.bincount(y, minlength=K)
+        stratify = y if n_val >= K and n - n_val >= K and counts.min() >= 2 else None
+        tr, va = train_test_split(np.arange(n), test_size=n_val, random_state=self._seed,
+                                  stratify=stratify)
+        if sw is None:
+            return X[tr], y[tr], None, (X[va], y[va])
+        return X[tr], y[tr], sw[tr], (X[va], y[va], sw[va])
 
     def _new_optimizer(self, net: Network) -> None:
         """The optimiser of ``solver``, with fresh state; it lives on as long as the fit."""
