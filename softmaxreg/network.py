@@ -26,6 +26,7 @@ from .layers import Dense
 Array = NDArray[np.floating]
 
 OUTPUTS = ("softmax", "sigmoid")
+BLOCK_ROWS = 2048  # rows per block in full-batch evaluations: 2048 × 784 float32 = 6.4 MB
 
 
 class Network:
@@ -180,12 +181,34 @@ class Network:
             self.grads += l2 * self.params * self.penalty_mask
         return loss, self.grads, Z
 
-    def objective(self, X: ArrayLike, y: NDArray, sample_weight=None, l2: float = 0.0):
-        """``f(θ) -> (J, ∇J)`` on a float64 flat vector, for full-batch solvers (scipy)."""
+    def objective(
+        self, X: ArrayLike, y: NDArray, sample_weight=None, l2: float = 0.0,
+        block_rows: int = BLOCK_ROWS,
+    ):
+        """``f(θ) -> (J, ∇J)`` on a float64 flat vector, for full-batch solvers (scipy).
+
+        J and ∇J are sums over row blocks, J = Σ_B (Σ_{i∈B} s_i / Σ s) J_B: each block's forward
+        and backward pass reuse its rows while they are still in cache (X is read from memory
+        once per evaluation, not twice), and the temporaries are block-sized, never n × K.
+        """
+        X = self._as_input(X)
+        X = X.tocsr() if sp.issparse(X) else X  # row blocks of CSR are cheap slices
+        n = X.shape[0]
+        s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        blocks = [slice(a, min(a + block_rows, n)) for a in range(0, n, block_rows)]
+        shares = [s[b].sum() / s.sum() for b in blocks]
+        plain = sample_weight is None
 
         def f(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
             self.params[...] = theta
-            loss, grad, _ = self.loss_grad(X, y, sample_weight, l2)
-            return loss, grad.astype(np.float64)
+            J, grad = 0.0, np.zeros(self.params.size)
+            for rows, share in zip(blocks, shares):
+                J_B, g_B, _ = self.loss_grad(X[rows], y[rows], None if plain else s[rows])
+                J += share * J_B
+                grad += share * g_B
+            self._clear_caches()
+            J += self.penalty(l2)
+            grad += l2 * self.params * self.penalty_mask
+            return J, grad
 
         return f
