@@ -37,12 +37,17 @@ class Dense:
         """(d[l], d[l-1])."""
         return self.W.shape
 
-    def forward(self, A_prev: Array) -> Array:
-        """Z = A_prev Wᵀ + bᵀ, A = σ(Z)  —  (n, d_in) @ (d_in, d_out) -> (n, d_out)."""
+    def forward(self, A_prev: Array, keep: bool = True) -> Array:
+        """Z = A_prev Wᵀ + bᵀ, A = σ(Z)  —  (n, d_in) @ (d_in, d_out) -> (n, d_out).
+
+        ``keep`` stores A_prev, Z, A for :meth:`backward`; inference passes ``keep=False`` and
+        then touches no state, so one layer can serve many threads at once.
+        """
         Z = A_prev @ self.W.T  # sparse @ dense gives a dense ndarray too
         Z += self.b
         A = self.activation.forward(Z)
-        self._A_prev, self._Z, self._A = A_prev, Z, A
+        if keep:
+            self._A_prev, self._Z, self._A = A_prev, Z, A
         return A
 
     def backward(self, dA: Array, need_dA_prev: bool = True) -> Array | None:

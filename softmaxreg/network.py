@@ -115,18 +115,23 @@ class Network:
             return X if X.dtype == self.dtype else X.astype(self.dtype)
         return np.asarray(X, dtype=self.dtype)
 
-    def forward(self, X: ArrayLike) -> Array:
-        """A[0] = X; Z[l] = A[l-1] W[l]ᵀ + b[l]ᵀ, A[l] = σ[l](Z[l]); returns the logits Z[L]."""
+    def forward(self, X: ArrayLike, keep: bool = True) -> Array:
+        """A[0] = X; Z[l] = A[l-1] W[l]ᵀ + b[l]ᵀ, A[l] = σ[l](Z[l]); returns the logits Z[L].
+
+        ``keep=True`` keeps each layer's A[l-1], Z[l], A[l] for the backward pass that follows.
+        """
         A = self._as_input(X)
         for layer in self.layers:
-            A = layer.forward(A)
+            A = layer.forward(A, keep)
         return A
+
+    def logits(self, X: ArrayLike) -> Array:
+        """Z[L] for inference: no layer state is written, so concurrent calls are safe."""
+        return self.forward(X, keep=False)
 
     def predict_proba(self, X: ArrayLike) -> Array:
         """Ŷ = softmax(Z[L]) (n, K); for the sigmoid output, [1 − σ(z), σ(z)] (n, 2)."""
-        Z = self.forward(X)
-        self._clear_caches()
-        return self.proba_from_logits(Z)
+        return self.proba_from_logits(self.logits(X))
 
     def proba_from_logits(self, Z: Array) -> Array:
         """Ŷ from the logits Z[L] (n, d[L]); 1 − σ(z) is computed as σ(−z), which keeps its
@@ -138,8 +143,7 @@ class Network:
 
     def decision_function(self, X: ArrayLike) -> Array:
         """The logits Z[L]: (n, K), or (n,) for the sigmoid output."""
-        Z = self.forward(X)
-        self._clear_caches()
+        Z = self.logits(X)
         return Z[:, 0] if self.output == "sigmoid" else Z
 
     def _clear_caches(self) -> None:
