@@ -114,7 +114,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             self.history_ = History()
             self._opt, self._epochs_done = None, 0
         net = self._net
-        X = _as_network_input(X, net, rows_sliced=True)
+        X, y_enc, sw = _drop_unweighted(_as_network_input(X, net, rows_sliced=True), y_enc, sw)
         if getattr(self, "_opt", None) is None or self._opt_solver != self.solver:
             self._new_optimizer(net)
         self._run_epochs(net, X, y_enc, sw, n_epochs=1)
@@ -239,6 +239,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
 
     # -- minibatch solvers -------------------------------------------------------------------
     def _fit_minibatch(self, net: Network, X, y, sw) -> None:
+        X, y, sw = _drop_unweighted(X, y, sw)
         validation = None
         if self.early_stopping:
             X, y, sw, validation = self._validation_split(X, y, sw)
@@ -387,6 +388,15 @@ def _check_two_classes(classes) -> None:
             "This solver needs samples of at least 2 classes in the data, but the data "
             f"contains only one class: {classes[0]!r}"
         )
+
+
+def _drop_unweighted(X, y, sw):
+    """The rows of weight > 0: a row of weight 0 is a row absent (scikit-learn's meaning), and a
+    minibatch made only of such rows would have no loss to average."""
+    if sw is None or np.all(sw > 0):
+        return X, y, sw
+    keep = np.flatnonzero(sw > 0)
+    return X[keep], y[keep], sw[keep]
 
 
 def _total(sw, X) -> float:
