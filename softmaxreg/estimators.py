@@ -78,6 +78,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         _check_two_classes(classes)
         sw = self._row_weights(X, y, y_enc, sample_weight)
+        X, y_enc, sw = _drop_unweighted(X, y_enc, sw)
         self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         net = self._start_network(X.shape[1], self._dtype(X.dtype))
         X = _as_network_input(X, net, rows_sliced=self.solver in _MINIBATCH_SOLVERS)
@@ -239,7 +240,6 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
 
     # -- minibatch solvers -------------------------------------------------------------------
     def _fit_minibatch(self, net: Network, X, y, sw) -> None:
-        X, y, sw = _drop_unweighted(X, y, sw)
         validation = None
         if self.early_stopping:
             X, y, sw, validation = self._validation_split(X, y, sw)
@@ -392,7 +392,7 @@ def _check_two_classes(classes) -> None:
 
 def _drop_unweighted(X, y, sw):
     """The rows of weight > 0: a row of weight 0 is a row absent (scikit-learn's meaning), and a
-    minibatch made only of such rows would have no loss to average."""
+    minibatch or row block made only of such rows would have no loss to average."""
     if sw is None or np.all(sw > 0):
         return X, y, sw
     keep = np.flatnonzero(sw > 0)

@@ -384,10 +384,16 @@ def test_partial_fit_sample_weights_equal_repeated_rows(iris):
     assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-9, atol=1e-12)
 
 
-def test_zero_weights_leave_rows_out_of_minibatch_training(iris):
-    X, y = iris
-    w = np.tile([1.0, 0.0, 0.0], len(y) // 3)
-    kwargs = dict(solver="sgd", batch_size=1, max_iter=3, random_state=0)
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_zero_weights_leave_rows_out(solver):
+    """Whole minibatches (sgd, batch_size=1) and whole row blocks of the full-batch objective
+    (the first 3000 rows) may carry no weight at all."""
+    X, y = make_classification(n_samples=6000, n_features=5, n_informative=3, n_classes=3,
+                               random_state=0)
+    w = np.ones(len(y))
+    w[:3000] = 0
+    w[3000::3] = 0
+    kwargs = dict(solver=solver, batch_size=1, max_iter=2, random_state=0)
     weighted = _quiet(SoftmaxRegression(**kwargs).fit, X, y, sample_weight=w)
     subset = _quiet(SoftmaxRegression(**kwargs).fit, X[w > 0], y[w > 0])
     assert_allclose(weighted.coef_, subset.coef_)
