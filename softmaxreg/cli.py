@@ -19,6 +19,8 @@ TRAIN_EXAMPLES = """examples:
   softmaxreg train --dataset mnist --out mnist.npz   # MNIST (downloaded once, then cached)
   softmaxreg train --dataset mnist --model network --epochs 15 --out net.npz
   softmaxreg train --dataset data.csv --label-column species --scale standard
+  softmaxreg train --model network --solver sgd --checkpoint run.ckpt   # Ctrl-C saves the state
+  softmaxreg train --resume run.ckpt --out net.npz   # continue exactly where it stopped
 """
 EVALUATE_EXAMPLES = """examples:
   softmaxreg evaluate mnist.npz --dataset mnist
@@ -79,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", help="folder holding MNIST's IDX files")
     t.add_argument("--out", help="write the model to this .npz file")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--checkpoint", metavar="PATH",
+                   help="keep the training state in this file (minibatch solvers); Ctrl-C or "
+                        "SIGTERM writes it and stops")
+    t.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                   help="write the checkpoint every N epochs (default: 1)")
+    t.add_argument("--resume", metavar="PATH",
+                   help="continue the run saved in this checkpoint, with its settings")
 
     e = sub.add_parser("evaluate", help="measure a saved model on a data set",
                        epilog=EVALUATE_EXAMPLES, formatter_class=fmt)
@@ -132,19 +141,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _train(args) -> int:
-    from .workflow import TrainSettings, train
+_RUN_OPTIONS = ("dataset", "test", "model", "hidden", "activation", "solver", "epochs",
+                "batch_size", "lr", "schedule", "C", "alpha", "seed", "val_fraction",
+                "early_stopping", "scale", "label_column", "data_dir")
 
-    settings = TrainSettings(
+
+def _train(args) -> int:
+    from .checkpoint import TrainingInterrupted
+    from .workflow import resume_settings, train
+
+    if args.resume:
+        defaults = _parser().parse_args(["train"])
+        given = [o for o in _RUN_OPTIONS if getattr(args, o) != getattr(defaults, o)]
+        if given:
+            raise ValueError(f"--resume continues a run with the settings it was started with; "
+                             f"drop --{given[0].replace('_', '-')}")
+        settings = resume_settings(args.resume, progress=not args.quiet)
+    else:
+        settings = _settings(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = train(settings, out=args.out, checkpoint=args.checkpoint,
+                           checkpoint_every=args.checkpoint_every, resume=args.resume)
+        except TrainingInterrupted as exc:
+            print(f"softmaxreg train: {exc}", file=sys.stderr)
+            return 128 + exc.signum
+    return _report_training(result, caught, args.out)
+
+
+def _settings(args):
+    from .workflow import TrainSettings
+
+    return TrainSettings(
         dataset=args.dataset, test=args.test, model=args.model, hidden=tuple(args.hidden),
         activation=args.activation, solver=args.solver, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, C=args.C, alpha=args.alpha, seed=args.seed,
+        batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, C=args.C,
+        alpha=args.alpha, seed=args.seed,
         val_fraction=args.val_fraction, early_stopping=args.early_stopping, scale=args.scale,
         label_column=_column(args.label_column), data_dir=args.data_dir,
         progress=not args.quiet)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = train(settings, out=args.out)
+
+
+def _report_training(result, caught, out) -> int:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     r = result.report
@@ -154,8 +193,8 @@ def _train(args) -> int:
         if name in r:
             print(f"  {name:<10} accuracy {r[name]['accuracy']:.4f}   "
                   f"log loss {r[name]['log_loss']:.4f}")
-    if args.out:
-        print(f"model written to {args.out}")
+    if out:
+        print(f"model written to {out}")
     return 0
 
 

@@ -134,9 +134,11 @@ def _fail(path: Path, problem: str) -> ModelFileError:
     return ModelFileError(f"{path}: {problem}")
 
 
-def _read_members(path: Path) -> dict[str, np.ndarray]:
+def _read_members(path: Path, what: str = "model file") -> dict[str, np.ndarray]:
+    """Every array of the archive at ``path`` (a ``what``), read without pickle once the sizes
+    its members claim are found reasonable for the file's size."""
     if not path.is_file():
-        raise _fail(path, "no such model file")
+        raise _fail(path, f"no such {what}")
     try:
         with zipfile.ZipFile(path) as zf:
             total = sum(info.file_size for info in zf.infolist())
@@ -147,9 +149,9 @@ def _read_members(path: Path) -> dict[str, np.ndarray]:
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
-        raise _fail(path, f"not a readable softmaxreg model file ({exc})") from None
+        raise _fail(path, f"not a readable softmaxreg {what} ({exc})") from None
     except Exception as exc:  # zlib errors and the like from a damaged archive
-        raise _fail(path, f"damaged model file ({type(exc).__name__}: {exc})") from None
+        raise _fail(path, f"damaged {what} ({type(exc).__name__}: {exc})") from None
 
 
 def _read_metadata(path: Path, members: dict[str, np.ndarray]) -> dict:

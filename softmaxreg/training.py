@@ -1,14 +1,23 @@
 """The minibatch training loop: epochs, shuffling, validation, early stopping, callbacks, history.
 
 Each epoch draws its permutation from ``(seed, epoch)``, so a run is reproducible and can be resumed
-at any epoch boundary.  Rows are gathered once per epoch into a preallocated buffer, and each
-minibatch is then a contiguous slice of it (no fancy-index copy per step).
+at any step: a :class:`Position` (epoch, steps done, the epoch's running sums, the stall tracker)
+together with the parameters, the optimiser's state and the history is all there is to a run.
+Rows are gathered once per epoch into a preallocated buffer, and each minibatch is then a
+contiguous slice of it (no fancy-index copy per step).
+
+Checkpoints (:mod:`softmaxreg.checkpoint`) plug in through :class:`TrainHooks`, passed as
+``hooks=`` or made active around code that trains indirectly (an estimator's ``fit``) with
+:func:`hooks_active`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,6 +66,61 @@ class TrainConfig:
     tol: float = 1e-4
     progress: bool = True
     start_epoch: int = 0
+
+
+def _fresh_tracker() -> dict:
+    return {"loss": np.inf, "params": None, "stale": 0}
+
+
+@dataclass
+class Position:
+    """Where a run stands: ``step`` minibatches of ``epoch`` (0-based) are done, with the epoch's
+    running weighted loss sum ``total`` and ``correct`` count so far; ``best`` tracks the best
+    monitored loss, the epochs since it improved and (early stopping) the best parameters;
+    ``finished`` once the run has stopped early."""
+
+    epoch: int = 0
+    step: int = 0
+    total: float = 0.0
+    correct: int = 0
+    best: dict = field(default_factory=_fresh_tracker)
+    finished: bool = False
+
+
+@dataclass
+class Run:
+    """One call of :func:`train` as its hooks see it; ``position`` changes as it runs."""
+
+    net: Network
+    optimizer: Any
+    history: History
+    config: TrainConfig
+    position: Position
+
+
+class TrainHooks(Protocol):
+    """What :func:`train` calls: ``start`` once (it may restore a saved run in place and return
+    the position to continue from), ``after_step`` after every optimiser step, ``after_epoch``
+    after every epoch's history entry; a hook stops training by raising."""
+
+    def start(self, run: Run, X, y: NDArray) -> Position | None: ...
+
+    def after_step(self, run: Run) -> None: ...
+
+    def after_epoch(self, run: Run) -> None: ...
+
+
+_ACTIVE_HOOKS: ContextVar[TrainHooks | None] = ContextVar("softmaxreg_train_hooks", default=None)
+
+
+@contextmanager
+def hooks_active(hooks: TrainHooks) -> Iterator[TrainHooks]:
+    """Every :func:`train` called inside (in this thread or task) without ``hooks=`` uses these."""
+    token = _ACTIVE_HOOKS.set(hooks)
+    try:
+        yield hooks
+    finally:
+        _ACTIVE_HOOKS.reset(token)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> NDArray[np.intp]:
@@ -112,6 +176,7 @@ def train(
     validation: tuple | None = None,
     callbacks: Sequence[Callback] = (),
     history: History | None = None,
+    hooks: TrainHooks | None = None,
 ) -> History:
     """Train ``net`` in place by minibatch steps of ``optimizer`` for ``config.epochs`` epochs.
 
@@ -120,46 +185,62 @@ def train(
     validation loss (else the training loss) has not improved by ``tol`` for ``n_iter_no_change``
     epochs, and the best parameters are restored.  A callback returning True stops training.
     A non-finite loss restores the parameters of the last finite epoch and raises
-    :class:`TrainingDivergedError`.
+    :class:`TrainingDivergedError`.  ``hooks`` (else those of :func:`hooks_active`) see the run
+    at its start, after each step and after each epoch.
     """
-    history = history if history is not None else History()
+    hooks = hooks if hooks is not None else _ACTIVE_HOOKS.get()
+    run = Run(net, optimizer, history if history is not None else History(), config,
+              Position(epoch=config.start_epoch))
+    if hooks is not None:
+        run.position = hooks.start(run, X, y) or run.position
+    _loop(run, schedule, X, y, sample_weight, validation, callbacks, hooks)
+    if config.early_stopping and run.position.best["params"] is not None:
+        net.params[...] = run.position.best["params"]
+    return run.history
+
+
+def _loop(run: Run, schedule, X, y, sample_weight, validation, callbacks, hooks) -> None:
+    """The epochs of :func:`train` from ``run.position`` on; ``pos`` is updated as they go."""
+    net, optimizer, history, config, pos = (run.net, run.optimizer, run.history, run.config,
+                                            run.position)
     n, bs = X.shape[0], max(1, min(config.batch_size, X.shape[0]))
     buffers = _EpochBuffers(X, y, sample_weight)
-    best = {"loss": np.inf, "params": None, "stale": 0}
-    epochs = range(config.start_epoch, config.epochs)
+    epochs = range(pos.epoch, pos.epoch if pos.finished else config.epochs)
     bar = tqdm(epochs, desc="training", unit="epoch", disable=not config.progress, leave=False)
     for epoch in bar:
         lr = schedule(epoch)
         last_good = net.params.copy()
         Xs, ys, sws = buffers.shuffle(epoch_permutation(n, config.seed, epoch))
-        total, correct = 0.0, 0
-        for start in range(0, n, bs):
+        for start in range(pos.step * bs, n, bs):
             rows = slice(start, start + bs)
             loss, grads, Z = net.loss_grad(Xs[rows], ys[rows], _part(sws, rows), config.l2)
             if not np.isfinite(loss):
                 _diverged(net, last_good, f"the training loss became {loss}", epoch, lr)
             m = Z.shape[0] if sws is None else float(sws[rows].sum())  # the batch's weight
             # the penalty of the parameters this loss was computed at, before the step moves them
-            total += (loss - net.penalty(config.l2)) * m if config.l2 else loss * m
+            pos.total += (loss - net.penalty(config.l2)) * m if config.l2 else loss * m
             optimizer.step(net.params, grads, lr)
-            correct += int(np.sum(_predict_from_logits(Z) == ys[rows]))
+            pos.correct += int(np.sum(_predict_from_logits(Z) == ys[rows]))
+            pos.step += 1
+            if hooks is not None:
+                hooks.after_step(run)
         if not np.all(np.isfinite(net.params)):  # the epoch's last step overflowed
             _diverged(net, last_good, "the parameters became non-finite", epoch, lr)
-        total /= n if sws is None else float(sws.sum())
-        logs = {"epoch": epoch + 1, "loss": total, "accuracy": correct / n, "lr": lr}
+        total = pos.total / (n if sws is None else float(sws.sum()))
+        logs = {"epoch": epoch + 1, "loss": total, "accuracy": pos.correct / n, "lr": lr}
         if validation is not None:
             logs["val_loss"], logs["val_accuracy"] = evaluate(net, *validation)
         history.append(logs)
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k not in ("epoch", "lr")})
         stop = any(cb(epoch, logs) for cb in callbacks)
-        if _no_improvement(best, net, logs, config):
+        if _no_improvement(pos.best, net, logs, config):
             stop = True
+        pos.epoch, pos.step, pos.total, pos.correct, pos.finished = epoch + 1, 0, 0.0, 0, stop
+        if hooks is not None:
+            hooks.after_epoch(run)
         if stop:
             break
     bar.close()
-    if config.early_stopping and best["params"] is not None:
-        net.params[...] = best["params"]
-    return history
 
 
 def _diverged(net: Network, last_good: NDArray, what: str, epoch: int, lr: float):

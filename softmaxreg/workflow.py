@@ -6,6 +6,7 @@ prints), so each step can be used and tested from Python.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -17,9 +18,10 @@ import scipy.sparse as sp
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
+from .checkpoint import Checkpointer, read_settings
 from .datasets import Dataset, load_dataset
 from .estimators import SoftmaxNetwork, SoftmaxRegression
-from .exceptions import DataError
+from .exceptions import DataError, ModelFileError
 from .persistence import load_bundle, save
 from .preprocessing import Scaling
 
@@ -164,16 +166,26 @@ class TrainResult:
     dataset: Dataset
 
 
-def train(settings: TrainSettings, out: str | Path | None = None) -> TrainResult:
-    """Load, split, scale, fit, measure, and (with ``out``) save the model with its metadata."""
+def train(settings: TrainSettings, out: str | Path | None = None, *,
+          checkpoint: str | Path | None = None, checkpoint_every: int = 1,
+          resume: str | Path | None = None) -> TrainResult:
+    """Load, split, scale, fit, measure, and (with ``out``) save the model with its metadata.
+
+    ``checkpoint``: write the training state there every ``checkpoint_every`` epochs, and on
+    SIGINT/SIGTERM before stopping with :class:`~softmaxreg.checkpoint.TrainingInterrupted`.
+    ``resume``: continue the run saved in that checkpoint (its settings: see
+    :func:`resume_settings`); it goes on checkpointing to ``checkpoint``, else to ``resume``.
+    """
     ds = load_dataset(settings.dataset, label_column=settings.label_column,
                       data_dir=settings.data_dir)
     split = split_dataset(ds, settings)
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
     X_train = scaling.transform(split.X_train)
     estimator = make_estimator(settings, X_train.shape[0])
+    checkpointer = _checkpointer(settings, estimator, checkpoint, checkpoint_every, resume)
     start = time.perf_counter()
-    estimator.fit(X_train, split.y_train)
+    with checkpointer or contextlib.nullcontext():
+        estimator.fit(X_train, split.y_train)
     seconds = time.perf_counter() - start
     report = {"dataset": ds.name or settings.dataset, "model": settings.model,
               "n_parameters": int(estimator._net.params.size), "fit_seconds": seconds,
@@ -193,6 +205,32 @@ def train(settings: TrainSettings, out: str | Path | None = None) -> TrainResult
             "metrics": {k: report[k] for k in ("train", "validation", "test") if k in report},
             "fit_seconds": seconds, "data_sha256": data_hash(split.X_train, split.y_train)})
     return TrainResult(estimator, scaling, report, ds)
+
+
+def _run_settings(settings: TrainSettings) -> dict:
+    """The settings that define a run (not how it reports progress)."""
+    return {k: v for k, v in asdict(settings).items() if k != "progress"}
+
+
+def _checkpointer(settings: TrainSettings, estimator, path, every: int, resume):
+    """The checkpoint hooks of a run, or None when it asks for no checkpoints."""
+    if path is None and resume is None:
+        return None
+    if estimator.solver == "lbfgs":
+        raise ValueError("checkpoints need a minibatch solver (--solver sgd, adam or adamw); "
+                         "lbfgs works on the whole data set at once and has no epochs to save")
+    return Checkpointer(path if path is not None else resume, every=every, resume=resume,
+                        settings={"training": _run_settings(settings)})
+
+
+def resume_settings(path: str | Path, progress: bool = True) -> TrainSettings:
+    """The training settings stored in the checkpoint ``path`` by :func:`train`."""
+    stored = dict(read_settings(path).get("training") or {})
+    known = set(TrainSettings.__dataclass_fields__) - {"progress"}
+    if set(stored) != known:
+        raise ModelFileError(f"checkpoint {path} holds no settings of `softmaxreg train`")
+    stored["hidden"] = tuple(stored["hidden"])
+    return TrainSettings(**stored, progress=progress)
 
 
 def _summary(m: dict) -> dict:
