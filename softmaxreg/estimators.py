@@ -147,14 +147,13 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         weights are n / (K · Σ_{i: y_i = k} s_i) with the sample weights counted in.
         """
         sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        if self.class_weight is not None:
-            if partial and isinstance(self.class_weight, str):
-                raise ValueError(
-                    "class_weight 'balanced' is not supported for partial_fit: a chunk does not "
-                    "show the class frequencies of the whole stream. Compute the weights with "
-                    "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
-                    "y=y) on a large enough sample of the labels and pass them as a dict."
-                )
+        if partial and isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit: a chunk does not "
+                "show the class frequencies of the whole stream. Compute the weights with "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+                "y=y) on a large enough sample of the labels and pass them as a dict."
+            )
         class_totals = np.bincount(y_enc, weights=sw, minlength=len(self.classes_))
         if not partial and np.count_nonzero(class_totals) < 2:
             raise ValueError(
@@ -248,10 +247,11 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         self._new_optimizer(net)
         n_run = self._run_epochs(net, X, y, sw, n_epochs=self.max_iter, validation=validation,
                                  fresh=True)
-        if n_run >= self.max_iter and not self.early_stopping:
+        if n_run >= self.max_iter:  # neither the loss nor early stopping said "converged"
             warnings.warn(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet. Increase max_iter, or the learning rate.",
+                "optimization hasn't converged yet. Increase max_iter (or tune "
+                "learning_rate_init).",
                 ConvergenceWarning, stacklevel=3,
             )
 
