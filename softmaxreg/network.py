@@ -1,8 +1,8 @@
 """A feed-forward network of dense layers ending in a softmax (or, for K = 2, one sigmoid unit).
 
 Softmax regression is the network with no hidden layer.  All parameters live in one contiguous
-flat buffer ``params``; each layer's ``W[l]`` and ``b[l]`` are views into it (and ``dW[l]``, ``db[l]``
-into ``grads``), so solvers and optimisers update the whole model in place, with no copies.
+flat buffer ``params``; each layer's ``W[l]`` and ``b[l]`` are views into it (and ``dW[l]``,
+``db[l]`` into ``grads``), so solvers and optimisers update the whole model in place, with no copies.
 
 The objective, stated once (rows weighted by w_i = 1/n, or s_i / Σ s with sample weights):
 

@@ -108,9 +108,7 @@ def plot_all(source, out, *, dataset: str | None = None, data_dir=None) -> list[
 
 def _data_figures(estimator, scaling, meta, dataset, data_dir, shape, out: Path) -> list[Path]:
     from .datasets import load_dataset
-    from .workflow import metrics
-
-    from .workflow import _evaluation_part
+    from .workflow import _evaluation_part, metrics
 
     ds = load_dataset(dataset, data_dir=data_dir)
     X, y = _evaluation_part(ds, dataset, meta)

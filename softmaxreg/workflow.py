@@ -113,11 +113,13 @@ def make_estimator(settings: TrainSettings, n_train: int):
                   verbose=int(settings.progress))
     if settings.model == "softmax":
         solver = settings.solver or "lbfgs"
-        max_iter = settings.epochs or (100 if solver == "lbfgs" else _auto_epochs(settings, n_train))
+        auto = 100 if solver == "lbfgs" else _auto_epochs(settings, n_train)
+        max_iter = settings.epochs or auto
         return SoftmaxRegression(C=settings.C, solver=solver, max_iter=max_iter, **common)
     if settings.model == "network":
         solver = settings.solver or "adam"
-        max_iter = settings.epochs or (200 if solver == "lbfgs" else _auto_epochs(settings, n_train))
+        auto = 200 if solver == "lbfgs" else _auto_epochs(settings, n_train)
+        max_iter = settings.epochs or auto
         return SoftmaxNetwork(hidden_layer_sizes=tuple(settings.hidden),
                               activation=settings.activation, solver=solver,
                               alpha=settings.alpha, max_iter=max_iter, **common)
