@@ -26,6 +26,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classi
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
+from . import distributed as _distributed
 from . import optim, proximal, solvers
 from .exceptions import TrainingDivergedError
 from .functional import log_softmax
@@ -63,7 +64,10 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         """Fit the model to ``X`` (n × d, dense or sparse) and labels ``y`` (n,); returns self.
 
         With ``warm_start=True`` a refit on data of the same shape starts from the last solution.
+        Dask collections are fitted on the cluster (:func:`softmaxreg.distributed.fit`).
         """
+        if _distributed.is_dask_collection(X):
+            return _distributed.fit(self, X, y, sample_weight)
         self._validate_params()
         self._check_solver()
         X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE,
@@ -321,11 +325,15 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X) -> np.ndarray:
         """The logits Z[L] = A[L-1] W[L]ᵀ + b[L]ᵀ: (n, K), or (n,) with two classes."""
+        if _distributed.is_dask_collection(X):
+            return _distributed.decision_function(self, X)
         X = self._validated(X)
         return self._net.decision_function(X)
 
     def predict_proba(self, X) -> np.ndarray:
         """Ŷ = softmax(Z[L]), (n, K); with two classes [1 − σ(z), σ(z)]."""
+        if _distributed.is_dask_collection(X):
+            return _distributed.predict_proba(self, X)
         X = self._validated(X)
         return self._net.predict_proba(X)
 
@@ -345,6 +353,8 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """The class with the largest probability, as a label of ``classes_``."""
+        if _distributed.is_dask_collection(X):
+            return _distributed.predict(self, X)
         Z = self.decision_function(X)
         idx = (Z > 0).astype(np.intp) if Z.ndim == 1 else Z.argmax(axis=1)
         return self.classes_[idx]
