@@ -2,7 +2,8 @@
 
 Softmax regression is the network with no hidden layer.  All parameters live in one contiguous
 flat buffer ``params``; each layer's ``W[l]`` and ``b[l]`` are views into it (and ``dW[l]``,
-``db[l]`` into ``grads``), so solvers and optimisers update the whole model in place, with no copies.
+``db[l]`` into ``grads``), so solvers and optimisers update the whole model in place, with no
+copies.
 
 The objective, stated once (rows weighted by w_i = 1/n, or s_i / Σ s with sample weights):
 
@@ -201,6 +202,7 @@ class Network:
         s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         blocks = [slice(a, min(a + block_rows, n)) for a in range(0, n, block_rows)]
         shares = [s[b].sum() / s.sum() for b in blocks]
+        blocks, shares = [b for b, w in zip(blocks, shares) if w > 0], [w for w in shares if w > 0]
         plain = sample_weight is None
 
         def f(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:

@@ -3,7 +3,8 @@
 An optimiser owns its state (velocity, moments, step count), keyed to the flat parameter buffer,
 and updates the parameters in place: ``opt.init(params)`` once, then
 ``opt.step(params, grads, lr)``.
-A schedule is a plain function ``epoch -> learning rate``.
+A schedule is a plain function ``epoch -> learning rate`` of the fractional epoch (the training
+loop asks at every step, so the cosine schedule anneals smoothly).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def AdamW(weight_decay: float = 0.01, **kwargs) -> Adam:
     return Adam(weight_decay=weight_decay, **kwargs)
 
 
-# -- learning-rate schedules: epoch (0-based) -> η --------------------------------------------
+# -- learning-rate schedules: epoch (0-based, fractional within an epoch) -> η ----------------
 def constant(lr: float) -> Schedule:
     """η_e = η."""
     return lambda epoch: lr

@@ -134,8 +134,7 @@ def evaluate(net: Network, X, y: NDArray, sample_weight=None) -> tuple[float, fl
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     for start in range(0, n, 8192):
         rows = slice(start, start + 8192)
-        Z = net.forward(X[rows])
-        net._clear_caches()
+        Z = net.logits(X[rows])
         losses += net.loss_from_logits(Z, y[rows], w[rows])[0] * w[rows].sum()
         correct += int(np.sum(_predict_from_logits(Z) == y[rows]))
     return losses / w.sum(), correct / n
@@ -145,24 +144,39 @@ def _predict_from_logits(Z: NDArray) -> NDArray:
     return (Z[:, 0] > 0).astype(np.intp) if Z.shape[1] == 1 else Z.argmax(axis=1)
 
 
-class _EpochBuffers:
-    """Preallocated arrays that hold the shuffled rows of one epoch."""
+class _Batches:
+    """The rows of ``X`` in an epoch's order, gathered one minibatch at a time.
 
-    def __init__(self, X, y, sample_weight):
-        self.X, self.y, self.sw = X, y, sample_weight
+    ``batches[rows]`` copies the rows ``perm[rows]`` into one preallocated buffer (in the
+    network's dtype) that every step reuses: no fancy-index copy per step and no second copy of X.
+    The buffer is overwritten by the next call, so a batch is valid only for its own step.
+    """
+
+    def __init__(self, X, batch_size: int, dtype):
+        self.X, self.perm = X, None
         self.sparse = sp.issparse(X)
-        self.Xs = None if self.sparse else np.empty_like(X)
-        self.ys = np.empty_like(y)
-        self.sws = None if sample_weight is None else np.empty_like(sample_weight)
+        self.buf = None if self.sparse else np.empty((batch_size, X.shape[1]), dtype=dtype)
+
+    def __getitem__(self, rows: slice):
+        idx = self.perm[rows]
+        if self.sparse:
+            return self.X[idx]
+        out = self.buf[: len(idx)]
+        np.take(self.X, idx, axis=0, out=out)
+        return out
+
+
+class _EpochBuffers:
+    """Labels and weights of one epoch in shuffled order (small), features as :class:`_Batches`."""
+
+    def __init__(self, X, y, sample_weight, batch_size: int, dtype):
+        self.y, self.sw = y, sample_weight
+        self.Xs = _Batches(X, batch_size, dtype)
 
     def shuffle(self, perm: NDArray[np.intp]):
-        np.take(self.y, perm, out=self.ys)
-        if self.sws is not None:
-            np.take(self.sw, perm, out=self.sws)
-        if self.sparse:
-            return self.X[perm], self.ys, self.sws
-        np.take(self.X, perm, axis=0, out=self.Xs)
-        return self.Xs, self.ys, self.sws
+        self.Xs.perm = perm
+        sws = None if self.sw is None else self.sw[perm]
+        return self.Xs, self.y[perm], sws
 
 
 def train(
@@ -204,7 +218,7 @@ def _loop(run: Run, schedule, X, y, sample_weight, validation, callbacks, hooks)
     net, optimizer, history, config, pos = (run.net, run.optimizer, run.history, run.config,
                                             run.position)
     n, bs = X.shape[0], max(1, min(config.batch_size, X.shape[0]))
-    buffers = _EpochBuffers(X, y, sample_weight)
+    buffers = _EpochBuffers(X, y, sample_weight, bs, net.dtype)
     epochs = range(pos.epoch, pos.epoch if pos.finished else config.epochs)
     bar = tqdm(epochs, desc="training", unit="epoch", disable=not config.progress, leave=False)
     for epoch in bar:
@@ -213,6 +227,7 @@ def _loop(run: Run, schedule, X, y, sample_weight, validation, callbacks, hooks)
         Xs, ys, sws = buffers.shuffle(epoch_permutation(n, config.seed, epoch))
         for start in range(pos.step * bs, n, bs):
             rows = slice(start, start + bs)
+            lr = schedule(epoch + start / n)  # schedules are functions of the (fractional) epoch
             loss, grads, Z = net.loss_grad(Xs[rows], ys[rows], _part(sws, rows), config.l2)
             if not np.isfinite(loss):
                 _diverged(net, last_good, f"the training loss became {loss}", epoch, lr)
