@@ -34,6 +34,7 @@ from .network import Network
 from .training import History, TrainConfig, train
 
 _MAX_PRECONDITIONED_FEATURES = 4096
+_DIAGONAL_STAGE_ITERATIONS = 25  # MNIST: 25 diagonal + 60 curvature ≈ half of 163 with the bound
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _MINIBATCH_SOLVERS = ("sgd", "adam", "adamw")
 _ACCEPT_SPARSE = ("csr", "csc")
@@ -216,15 +217,15 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
                 res = proximal.fista(fun, net.params, l1, net.penalty_mask, self.max_iter,
                                      self.tol, callback=progress)
             else:
-                res = solvers.lbfgs(fun, net.params, self.max_iter, self.tol, callback=progress,
-                                    preconditioner=self._preconditioner(net, X, sw, l2))
+                res = solvers.staged_lbfgs(fun, net.params, self._lbfgs_stages(net, X, sw, l2),
+                                           self.max_iter, self.tol, callback=progress)
         finally:
             bar.close()
         net.params[...] = res.x
         self._finish_full_batch(net, res)
 
-    def _preconditioner(self, net: Network, X, sw, l2: float):
-        return None
+    def _lbfgs_stages(self, net: Network, X, sw, l2: float) -> list:
+        return [(None, lambda theta: None)]  # plain L-BFGS
 
     def _finish_full_batch(self, net: Network, res: solvers.SolverResult) -> None:
         net._clear_caches()
@@ -545,15 +546,26 @@ class SoftmaxRegression(_SoftmaxBase):
     def _set_n_iter(self, n: int) -> None:
         self.n_iter_ = np.array([n], dtype=np.int32)  # LogisticRegression's shape
 
-    def _preconditioner(self, net: Network, X, sw, l2: float):
-        """L-BFGS in the variables U = W̃ L, where L Lᵀ bounds the Hessian (dense, d ≤ 4096)."""
+    def _lbfgs_stages(self, net: Network, X, sw, l2: float) -> list:
+        """Preconditioned L-BFGS (dense X, d ≤ 4096): first on the diagonal of the Hessian bound
+        I_K ⊗ c X̃ᵀ diag(w) X̃ (c = ½ softmax, ¼ sigmoid) — the features' scales, cheaply — then,
+        from where that arrived, on the full X̃ᵀ diag(w κ) X̃ with the logits' curvature κ."""
         if sp.issparse(X) or X.shape[1] > _MAX_PRECONDITIONED_FEATURES:
-            return None
+            return [(None, lambda theta: None)]
         w = np.full(X.shape[0], 1.0 / X.shape[0]) if sw is None else sw / sw.sum()
-        curvature = 0.5 if net.output == "softmax" else 0.25
-        return solvers.BlockPreconditioner.from_hessian_bound(
-            X, w, l2, curvature, net.layer_sizes[-1], self.fit_intercept
-        )
+        K, fit_intercept = net.layer_sizes[-1], self.fit_intercept
+        bound = 0.5 if net.output == "softmax" else 0.25
+
+        def diagonal(theta):
+            return solvers.BlockPreconditioner.from_gram(X, bound * w, l2, K, fit_intercept,
+                                                         diagonal=True)
+
+        def curvature(theta):
+            net.params[...] = theta
+            kappa = np.maximum(net.logit_curvature(X), 1e-4 * bound)
+            return solvers.BlockPreconditioner.from_gram(X, w * kappa, l2, K, fit_intercept)
+
+        return [(_DIAGONAL_STAGE_ITERATIONS, diagonal), (None, curvature)]
 
     def _finish_full_batch(self, net, res) -> None:
         if net.output == "softmax" and self.fit_intercept:

@@ -151,6 +151,19 @@ class Network:
         for layer in self.layers:
             layer._A_prev = layer._Z = layer._A = None
 
+    def logit_curvature(self, X: ArrayLike, block_rows: int = BLOCK_ROWS) -> NDArray[np.float64]:
+        """κ_i: the mean diagonal entry of the Hessian of CE_i with respect to the logits z_i.
+
+        Softmax: ∂²CE/∂z_k² = ŷ_k (1 − ŷ_k), so κ_i = (1/K) Σ_k ŷ_ik (1 − ŷ_ik); sigmoid:
+        κ_i = σ(z_i)(1 − σ(z_i)).  Near 0 for rows the model already classifies confidently.
+        """
+        X = self._as_input(X)
+        kappa = np.empty(X.shape[0])
+        for a in range(0, X.shape[0], block_rows):
+            P = self.predict_proba(X[a:a + block_rows])
+            kappa[a:a + block_rows] = (P * (1 - P)).mean(axis=1)  # sigmoid: both = σ(1 − σ)
+        return kappa
+
     def loss_from_logits(
         self, Z: Array, y: NDArray, sample_weight: ArrayLike | None = None
     ) -> tuple[float, Array]:
