@@ -21,6 +21,8 @@ TRAIN_EXAMPLES = """examples:
   softmaxreg train --dataset data.csv --label-column species --scale standard
   softmaxreg train --model network --solver sgd --checkpoint run.ckpt   # Ctrl-C saves the state
   softmaxreg train --resume run.ckpt --out net.npz   # continue exactly where it stopped
+  softmaxreg train --dataset mnist --dask local:2    # on a local Dask cluster of 2 workers
+  softmaxreg train --dataset big.csv --stream --chunk-rows 50000   # larger than memory
 """
 EVALUATE_EXAMPLES = """examples:
   softmaxreg evaluate mnist.npz --dataset mnist
@@ -88,6 +90,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the checkpoint every N epochs (default: 1)")
     t.add_argument("--resume", metavar="PATH",
                    help="continue the run saved in this checkpoint, with its settings")
+    scale_out = t.add_mutually_exclusive_group()
+    scale_out.add_argument("--dask", metavar="ADDRESS",
+                           help="fit on a Dask cluster: local:N starts N workers on this "
+                                "machine, tcp://HOST:PORT joins a running scheduler")
+    scale_out.add_argument("--stream", action="store_true",
+                           help="read the training file chunk by chunk (data larger than "
+                                "memory; minibatch solvers; a .csv, .svmlight, .npy or IDX "
+                                "folder)")
+    t.add_argument("--chunk-rows", type=int, default=10_000, metavar="N",
+                   help="rows per chunk with --stream (default: 10000)")
 
     e = sub.add_parser("evaluate", help="measure a saved model on a data set",
                        epilog=EVALUATE_EXAMPLES, formatter_class=fmt)
@@ -162,12 +174,26 @@ def _train(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = train(settings, out=args.out, checkpoint=args.checkpoint,
-                           checkpoint_every=args.checkpoint_every, resume=args.resume)
+            if args.stream:
+                result = _train_stream(args, settings)
+            else:
+                result = train(settings, out=args.out, checkpoint=args.checkpoint,
+                               checkpoint_every=args.checkpoint_every, resume=args.resume,
+                               dask=args.dask)
         except TrainingInterrupted as exc:
             print(f"softmaxreg train: {exc}", file=sys.stderr)
             return 128 + exc.signum
     return _report_training(result, caught, args.out)
+
+
+def _train_stream(args, settings):
+    from .workflow import train_stream
+
+    if args.checkpoint or args.resume:
+        raise ValueError("--stream does not take --checkpoint or --resume")
+    if args.chunk_rows < 1:
+        raise ValueError(f"--chunk-rows must be positive, got {args.chunk_rows}")
+    return train_stream(settings, out=args.out, chunk_rows=args.chunk_rows)
 
 
 def _settings(args):

@@ -53,7 +53,8 @@ from .exceptions import SoftmaxRegError, TrainingDivergedError
 from .network import Network
 from .training import History, TrainConfig, _no_improvement, epoch_permutation
 
-__all__ = ["ClusterError", "WorkerLostWarning", "connect", "is_dask_collection", "fit",
+__all__ = ["ClusterError", "WorkerLostWarning", "connect", "as_dask_array", "is_dask_collection",
+           "fit",
            "predict", "predict_proba", "decision_function"]
 
 CONNECT_TIMEOUT_S = 10.0
@@ -112,6 +113,17 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT_S) -> Iterator:
                            f"({exc}); is `dask scheduler` running there?") from exc
     with client:
         yield client
+
+
+def as_dask_array(X, client=None, chunks_per_worker: int = 2):
+    """In-memory X (n, d), dense or sparse, as a Dask array of row chunks: ``chunks_per_worker``
+    chunks for each worker of ``client`` (the current one by default), at least 1 000 rows each.
+    The chunks live in the task graph, so a lost worker's chunks can be recomputed."""
+    import dask.array as da
+
+    n_workers = max(1, len(_current_client(client).nthreads()))
+    rows = max(1000, -(-X.shape[0] // (chunks_per_worker * n_workers)))
+    return da.from_array(X, chunks=(rows, -1), asarray=not sp.issparse(X))
 
 
 def _current_client(client=None):

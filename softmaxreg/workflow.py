@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -170,14 +170,18 @@ class TrainResult:
 
 def train(settings: TrainSettings, out: str | Path | None = None, *,
           checkpoint: str | Path | None = None, checkpoint_every: int = 1,
-          resume: str | Path | None = None) -> TrainResult:
+          resume: str | Path | None = None, dask: str | None = None) -> TrainResult:
     """Load, split, scale, fit, measure, and (with ``out``) save the model with its metadata.
 
     ``checkpoint``: write the training state there every ``checkpoint_every`` epochs, and on
     SIGINT/SIGTERM before stopping with :class:`~softmaxreg.checkpoint.TrainingInterrupted`.
     ``resume``: continue the run saved in that checkpoint (its settings: see
     :func:`resume_settings`); it goes on checkpointing to ``checkpoint``, else to ``resume``.
+    ``dask``: fit on a Dask cluster, ``local:N`` or ``tcp://HOST:PORT`` (:func:`_fit`).
     """
+    if dask is not None and (checkpoint is not None or resume is not None):
+        raise ValueError("--dask and checkpoints do not go together: a distributed fit "
+                         "survives lost workers by itself")
     ds = load_dataset(settings.dataset, label_column=settings.label_column,
                       data_dir=settings.data_dir)
     split = split_dataset(ds, settings)
@@ -187,7 +191,7 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
     checkpointer = _checkpointer(settings, estimator, checkpoint, checkpoint_every, resume)
     start = time.perf_counter()
     with checkpointer or contextlib.nullcontext():
-        estimator.fit(X_train, split.y_train)
+        _fit(estimator, X_train, split.y_train, dask)
     seconds = time.perf_counter() - start
     report = {"dataset": ds.name or settings.dataset, "model": settings.model,
               "n_parameters": int(estimator._net.params.size), "fit_seconds": seconds,
@@ -207,6 +211,76 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
             "metrics": {k: report[k] for k in ("train", "validation", "test") if k in report},
             "fit_seconds": seconds, "data_sha256": data_hash(split.X_train, split.y_train)})
     return TrainResult(estimator, scaling, report, ds)
+
+
+def _fit(estimator, X, y, dask: str | None) -> None:
+    """``estimator.fit(X, y)`` in memory, or with X in row chunks on the Dask cluster named by
+    ``dask`` (see :func:`softmaxreg.distributed.connect`), which is closed afterwards."""
+    if dask is None:
+        estimator.fit(X, y)
+        return
+    from .distributed import as_dask_array, connect
+
+    with connect(dask) as client:
+        estimator.fit(as_dask_array(X, client), y)
+
+
+def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
+                 chunk_rows: int = 10_000) -> TrainResult:
+    """:func:`train` for data larger than memory: ``settings.dataset`` (a CSV, svmlight, .npy
+    file or IDX folder; ``mnist`` with ``data_dir``) is read ``chunk_rows`` rows at a time.
+
+    A first pass fits the scaling and finds the classes; each epoch then feeds every chunk to
+    ``partial_fit`` (a minibatch solver, adam by default), with the learning-rate schedule
+    spread over epochs × chunks.  The test set (``settings.test``, else an IDX folder's t10k
+    part) is scored chunk by chunk too.  See :mod:`softmaxreg.streaming`.
+    """
+    from .streaming import IdxSource, fit_stream, open_source, scan, stream_metrics
+
+    if settings.solver == "lbfgs":
+        raise ValueError("--stream trains chunk by chunk with partial_fit: choose a minibatch "
+                         "solver (sgd, adam or adamw), not lbfgs")
+    if settings.val_fraction > 0 or settings.early_stopping:
+        raise ValueError("--stream takes no --val-fraction or --early-stopping: give a --test "
+                         "file instead")
+    spec = settings.data_dir if settings.dataset.lower() == "mnist" else settings.dataset
+    if spec is None:
+        raise ValueError("--stream --dataset mnist needs --data-dir, the folder of its IDX files")
+    source = open_source(spec, settings.label_column)
+    stats = scan(source, chunk_rows)
+    settings = replace(settings, solver=settings.solver or "adam")
+    estimator = make_estimator(settings, stats.n)
+    epochs = estimator.max_iter
+    estimator.set_params(max_iter=epochs * stats.n_chunks, verbose=0)
+    start = time.perf_counter()
+    _, scaling = fit_stream(estimator, source, epochs=epochs, chunk_rows=chunk_rows,
+                            scaling=settings.scale, stats=stats)
+    seconds = time.perf_counter() - start
+    test = None
+    if settings.test is not None:
+        test = open_source(settings.test, settings.label_column)
+    elif isinstance(source, IdxSource) and _has_idx_test(source.path):
+        test = IdxSource(source.path, "t10k")
+    report = {"dataset": Path(spec).name, "model": settings.model,
+              "n_parameters": int(estimator._net.params.size), "fit_seconds": seconds,
+              "train": stream_metrics(estimator, source, scaling, chunk_rows)}
+    if test is not None:
+        report["test"] = stream_metrics(estimator, test, scaling, chunk_rows)
+    if out is not None:
+        save(estimator, out, scaling=scaling, metadata={
+            "dataset": report["dataset"], "image_shape": None,
+            "training": {**_run_settings(settings), "stream": {"chunk_rows": chunk_rows,
+                                                                "n": stats.n}},
+            "metrics": {k: report[k] for k in ("train", "test") if k in report},
+            "fit_seconds": seconds})
+    return TrainResult(estimator, scaling, report, None)
+
+
+def _has_idx_test(folder: Path) -> bool:
+    from .datasets import _find_idx_file
+
+    return all(_find_idx_file(folder, f"t10k-{part}-idx{k}-ubyte") is not None
+               for part, k in (("images", 3), ("labels", 1)))
 
 
 def _run_settings(settings: TrainSettings) -> dict:
