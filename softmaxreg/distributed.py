@@ -10,8 +10,9 @@ sums are the in-memory sums in another order, so a fit here equals the in-memory
 data up to rounding (float64: far below the solver's tolerance).
 
 Full batch (``lbfgs``, ``fista``): one evaluation of J and ∇J per solver step.  The
-preconditioner of :class:`~softmaxreg.solvers.BlockPreconditioner` needs B = X̃ᵀ diag(w) X̃,
-(d + 1) × (d + 1): each chunk returns its part once, before the first iteration.
+preconditioners of :class:`~softmaxreg.solvers.BlockPreconditioner` need B = X̃ᵀ diag(w) X̃,
+(d + 1) × (d + 1): each chunk returns its part once per stage of the staged L-BFGS that
+SoftmaxRegression uses (its diagonal, then the curvature-weighted matrix).
 
 Minibatch (``sgd``, ``adam``, ``adamw``): synchronous data parallelism.  Each step's minibatch
 is drawn from the same permutation of all rows as in memory (:func:`training.epoch_permutation`);
@@ -61,7 +62,7 @@ CONNECT_TIMEOUT_S = 10.0
 WORKER_TIMEOUT_S = 60.0  # how long an evaluation waits with no worker at all before failing
 _POLL_S = 0.5
 _FAN_IN = 8  # partial sums added per task of the tree reduction
-_GRAM_ROWS = 4096  # rows per block of X̃ᵀ diag(w) X̃, to bound the float64 temporaries
+_GRAM_ROWS = 2048  # rows per block of X̃ᵀ diag(w) X̃, as BlockPreconditioner.from_gram
 _MINIBATCH_SOLVERS = ("sgd", "adam", "adamw")
 
 
@@ -408,17 +409,39 @@ def _chunk_loss_grad(spec: _Spec, theta, X, y, s):
     return m * J, m * g, m
 
 
-def _chunk_gram(X, s, fit_intercept: bool):
-    """X̃ᵀ diag(s) X̃ of one chunk, (d+1) × (d+1) (d × d without intercept), in float64."""
-    d = X.shape[1] + fit_intercept
-    G = np.zeros((d, d))
+def _chunk_gram(spec: _Spec, theta, X, s, floor: float, diagonal: bool):
+    """(Σ_i v_i x_i x_iᵀ or its diagonal, Σ_i v_i x_i, Σ_i v_i) of one chunk, float64 sums of
+    row blocks in X's precision (as ``BlockPreconditioner.from_gram``), with v_i = s_i, or
+    v_i = s_i max(κ_i, floor) with κ_i the logits' curvature at θ when θ is given."""
+    v = np.ones(X.shape[0]) if s is None else np.asarray(s, dtype=np.float64)
+    if theta is not None:
+        v = v * np.maximum(spec.network(theta).logit_curvature(X), floor)
+    d = X.shape[1]
+    G, g = np.zeros(d if diagonal else (d, d)), np.zeros(d)
     for a in range(0, X.shape[0], _GRAM_ROWS):
-        Xt = np.asarray(X[a: a + _GRAM_ROWS], dtype=np.float64)
-        if fit_intercept:
-            Xt = np.column_stack([Xt, np.ones(len(Xt))])
-        w = np.ones(len(Xt)) if s is None else s[a: a + _GRAM_ROWS]
-        G += Xt.T @ (Xt * w[:, None])
-    return (G,)
+        Xb, vb = X[a: a + _GRAM_ROWS], v[a: a + _GRAM_ROWS].astype(X.dtype)
+        Xv = Xb * vb[:, None]
+        G += np.einsum("ij,ij->j", Xb, Xv) if diagonal else Xb.T @ Xv
+        g += Xv.sum(axis=0)
+    return G, g, float(v.sum())
+
+
+def _preconditioner(G, g, g0, l2: float, n_classes: int, fit_intercept: bool, diagonal: bool):
+    """B = X̃ᵀ diag(w) X̃ + l2 D from its sums, and its factor: the assembly of
+    ``BlockPreconditioner.from_gram`` (which sums over rows in memory)."""
+    import scipy.linalg
+
+    d = len(g)
+    B = np.zeros((d + fit_intercept,) * 2)
+    B[:d, :d] = np.diag(G) if diagonal else G
+    if fit_intercept:
+        if not diagonal:
+            B[:d, d] = B[d, :d] = g
+        B[d, d] = g0
+    B[np.arange(d), np.arange(d)] += l2
+    B[np.diag_indices_from(B)] += 1e-10 * np.trace(B) / len(B)  # constant or duplicate columns
+    L = np.diag(np.sqrt(np.diag(B))) if diagonal else scipy.linalg.cholesky(B, lower=True)
+    return solvers.BlockPreconditioner(L, n_classes, fit_intercept)
 
 
 class DaskObjective:
@@ -450,21 +473,19 @@ class DaskObjective:
         J = loss_sum / S + net.penalty(self.l2)
         return J, grad_sum / S + self.l2 * theta * net.penalty_mask
 
-    def preconditioner(self, curvature: float, n_classes: int, fit_intercept: bool):
-        """:class:`BlockPreconditioner` of B = c X̃ᵀ diag(w) X̃ + l2 D, w = s / Σ s: the same
-        matrix as ``BlockPreconditioner.from_hessian_bound`` builds in memory."""
+    def preconditioner(self, theta, weight: float, floor: float, diagonal: bool):
+        """:class:`BlockPreconditioner` of B = X̃ᵀ diag(w) X̃ + l2 D with w_i = weight · s_i / Σ s
+        (θ None: the Hessian bound) or w_i = s_i max(κ_i(θ), floor) / Σ s (the curvature at θ),
+        from one pass over the chunks."""
         data, client = self.data, self.data.client
-        parts = [client.submit(_chunk_gram, data.X[c], None if data.s is None else data.s[c],
-                               fit_intercept, pure=False) for c in range(len(data.X))]
-        G = self.watch.result(_tree_sum(client, parts))[0] / data.total_weight
-        d = G.shape[0] - fit_intercept
-        B = curvature * G
-        B[np.arange(d), np.arange(d)] += self.l2
-        B[np.diag_indices_from(B)] += 1e-10 * np.trace(B) / len(B)  # as from_hessian_bound
-        import scipy.linalg
-
-        L = scipy.linalg.cholesky(B, lower=True)
-        return solvers.BlockPreconditioner(L, n_classes, fit_intercept)
+        parts = [client.submit(_chunk_gram, self.spec, theta, data.X[c],
+                               None if data.s is None else data.s[c], floor, diagonal,
+                               pure=False) for c in range(len(data.X))]
+        G, g, g0 = self.watch.result(_tree_sum(client, parts))
+        scale = weight / data.total_weight
+        K = self.net.layer_sizes[-1]
+        return _preconditioner(G * scale, g * scale, g0 * scale, self.l2, K,
+                               self.net.fit_intercept, diagonal)
 
 
 # -- fitting an estimator -------------------------------------------------------------------------
@@ -530,21 +551,30 @@ def _fit_full_batch(estimator, net: Network, data: ShardedData, watch: _Watch) -
         res = proximal.fista(fun, net.params, l1, net.penalty_mask, estimator.max_iter,
                              estimator.tol)
     else:
-        P = None
-        if _wants_preconditioner(estimator, net, data):
-            curvature = 0.5 if net.output == "softmax" else 0.25
-            P = fun.preconditioner(curvature, net.layer_sizes[-1], net.fit_intercept)
-        res = solvers.lbfgs(fun, net.params, estimator.max_iter, estimator.tol, preconditioner=P)
+        res = solvers.staged_lbfgs(fun, net.params, _lbfgs_stages(estimator, fun),
+                                   estimator.max_iter, estimator.tol)
     net.params[...] = res.x
     estimator._finish_full_batch(net, res)
 
 
-def _wants_preconditioner(estimator, net: Network, data: ShardedData) -> bool:
-    """As in memory: softmax regression on dense data of at most 4096 features."""
-    from .estimators import _MAX_PRECONDITIONED_FEATURES, SoftmaxRegression
+def _lbfgs_stages(estimator, fun: DaskObjective) -> list:
+    """The stages of ``SoftmaxRegression._lbfgs_stages`` (dense X, d ≤ 4096): the diagonal of
+    the Hessian bound, then the curvature-weighted Gram at the point reached; plain L-BFGS for
+    networks and sparse X."""
+    from .estimators import (
+        _DIAGONAL_STAGE_ITERATIONS,
+        _MAX_PRECONDITIONED_FEATURES,
+        SoftmaxRegression,
+    )
 
-    return (isinstance(estimator, SoftmaxRegression) and not data.sparse
-            and net.layer_sizes[0] <= _MAX_PRECONDITIONED_FEATURES)
+    net = fun.net
+    if (not isinstance(estimator, SoftmaxRegression) or fun.data.sparse
+            or net.layer_sizes[0] > _MAX_PRECONDITIONED_FEATURES):
+        return [(None, lambda theta: None)]
+    bound = 0.5 if net.output == "softmax" else 0.25
+    return [(_DIAGONAL_STAGE_ITERATIONS,
+             lambda theta: fun.preconditioner(None, bound, 0.0, diagonal=True)),
+            (None, lambda theta: fun.preconditioner(theta, 1.0, 1e-4 * bound, diagonal=False))]
 
 
 # -- minibatch: synchronous data parallelism ------------------------------------------------------
@@ -587,7 +617,7 @@ def _fit_minibatch(estimator, net: Network, data: ShardedData, watch: _Watch) ->
     spec, best = _Spec.of(net), {"loss": np.inf, "params": None, "stale": 0}
     epoch = 0
     for epoch in range(config.epochs):
-        logs = _epoch(estimator, net, data, spec, config, schedule(epoch), epoch, watch)
+        logs = _epoch(estimator, net, data, spec, config, schedule, epoch, watch)
         estimator.history_.append(logs)
         if _no_improvement(best, net, logs, config):
             break
@@ -603,26 +633,35 @@ def _fit_minibatch(estimator, net: Network, data: ShardedData, watch: _Watch) ->
             ConvergenceWarning, stacklevel=4)
 
 
-def _epoch(estimator, net, data, spec, config, lr, epoch, watch) -> dict:
+def _epoch(estimator, net, data, spec, config, schedule, epoch, watch) -> dict:
+    """One epoch of :func:`training.train`'s loop (same permutation, batches and per-step
+    learning rate ``schedule(epoch + start / n)``), each gradient summed over the chunks."""
     n, bs = data.n, config.batch_size
     perm = epoch_permutation(n, config.seed, epoch)
     last_good = net.params.copy()
     total = correct = 0.0
+    lr = schedule(epoch)
     for start in range(0, n, bs):
+        lr = schedule(epoch + start / n)
         loss_sum, grad_sum, m, right = _step(data, spec, net.params.astype(np.float64),
                                              perm[start: start + bs], watch)
-        grads = grad_sum / m + config.l2 * net.params * net.penalty_mask
         if not np.isfinite(loss_sum):
-            net.params[...] = last_good
-            raise TrainingDivergedError(
-                f"the training loss became {loss_sum / m} in epoch {epoch + 1} (learning rate "
-                f"{lr:g}); training stopped and the model keeps the weights of the last finite "
-                "epoch. Try a smaller learning rate.")
+            _diverged(net, last_good, f"the training loss became {loss_sum / m}", epoch, lr)
+        grads = grad_sum / m + config.l2 * net.params * net.penalty_mask
         total += loss_sum
         correct += right
         estimator._opt.step(net.params, grads.astype(net.dtype), lr)
+    if not np.all(np.isfinite(net.params)):
+        _diverged(net, last_good, "the parameters became non-finite", epoch, lr)
     return {"epoch": epoch + 1, "loss": total / data.total_weight, "accuracy": correct / n,
             "lr": lr}
+
+
+def _diverged(net: Network, last_good, what: str, epoch: int, lr: float):
+    net.params[...] = last_good
+    raise TrainingDivergedError(
+        f"{what} in epoch {epoch + 1} (learning rate {lr:g}); training stopped and the model "
+        "keeps the weights of the last finite epoch. Try a smaller learning rate.")
 
 
 # -- prediction, lazily ---------------------------------------------------------------------------
