@@ -352,11 +352,13 @@ def _check_metadata(path: Path, meta: Any) -> None:
         good = (isinstance(value, kind) and not isinstance(value, bool) if kind is int
                 else isinstance(value, (int, float)) and not isinstance(value, bool)
                 if kind is float else isinstance(value, bool))
-        if not good:
+        if not good or (kind is float and (math.isnan(value) or key == "total"
+                                           and not math.isfinite(value))):
             raise fail(f"position.{key} must be a {kind.__name__}, got {value!r}")
     history = meta["history"]
     for key in _HISTORY_KEYS:
         values = history.get(key)
         if not isinstance(values, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise fail(f"history.{key} must be a list of numbers")
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in values):
+            raise fail(f"history.{key} must be a list of finite numbers")

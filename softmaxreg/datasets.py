@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .exceptions import DataError
+from .exceptions import DataError, SoftmaxRegError
 
 __all__ = [
     "BUNDLED",
@@ -229,7 +229,11 @@ def _read_idx_header(stream: BinaryIO, source: str) -> _IdxHeader:
             f"({4 * n_dims} bytes) but only {len(dims_raw)} bytes follow the magic"
         )
     dims = struct.unpack(f">{n_dims}I", dims_raw)
-    return _IdxHeader(_IDX_TYPES[magic[2]], dims, magic + dims_raw)
+    dtype = _IDX_TYPES[magic[2]]
+    # numpy refuses shapes like (0, 2³², 2³²) although they hold no bytes
+    if math.prod(max(d, 1) for d in dims) * dtype.itemsize >= 2**63:
+        raise DataError(f"{source} is not a valid IDX file: no array has the dimensions {dims}")
+    return _IdxHeader(dtype, dims, magic + dims_raw)
 
 
 def _read_payload(stream: BinaryIO, header: _IdxHeader, source: str) -> bytearray:
@@ -748,18 +752,23 @@ class _CsvTable:
                         "to numbers")
 
 
+def _integral(values: NDArray[np.floating]) -> bool:
+    """Whole numbers that int64 holds exactly (1e300 is whole but would wrap around)."""
+    return bool(np.all(np.abs(values) <= 2**53) and np.all(values == np.round(values)))
+
+
 def _parse_labels(labels: list[str]) -> NDArray[Any]:
     """int64 when every label is an integer (also '3.0'), else the strings."""
     text = np.array(labels)
     try:
         return text.astype(np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer beyond int64's range
         pass
     try:
         values = text.astype(np.float64)
     except ValueError:
         return text
-    if np.isfinite(values).all() and (values == np.round(values)).all():
+    if _integral(values):
         return values.astype(np.int64)
     return text
 
@@ -784,55 +793,125 @@ def read_npz(path: PathLike) -> Dataset:
         if "X_test" not in arrays or "y_test" not in arrays:
             raise DataError(f"{path} has only one of X_test and y_test; give both or neither")
         X_test, _ = _npz_features(arrays["X_test"], "X_test", path)
-        y_test = arrays["y_test"]
+        y_test = _npz_labels(arrays["y_test"], "y_test", path)
     names = arrays.get("feature_names")
-    return Dataset(X, arrays["y"], X_test, y_test, name=path.stem, pixels=X.dtype == np.uint8,
+    y = _npz_labels(arrays["y"], "y", path)
+    return Dataset(X, y, X_test, y_test, name=path.stem, pixels=X.dtype == np.uint8,
                    image_shape=image_shape,
                    feature_names=None if names is None else [str(n) for n in names.ravel()])
 
 
 def _npz_arrays(path: Path) -> dict[str, NDArray[Any]]:
     """The arrays of interest in a .npz file, read without pickle."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError as exc:
-        raise DataError(f"cannot open {path}: no such file") from exc
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc})") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path} holds a single array (.npy format); expected a .npz archive "
-                        "with arrays X and y, e.g. np.savez(path, X=X, y=y)")
-    with archive:
-        missing = [key for key in ("X", "y") if key not in archive.files]
-        if missing:
-            raise DataError(f"{path} has no array {' or '.join(missing)}; it holds "
-                            f"{sorted(archive.files)}; save with np.savez(path, X=X, y=y)")
-        return {key: _npz_member(archive, key, path) for key in _NPZ_KEYS
-                if key in archive.files}
+    if not path.is_file():
+        raise DataError(f"cannot open {path}: no such file")
+
+    def fail(problem: str) -> DataError:
+        return DataError(f"{path}: {problem}")
+
+    arrays = read_npz_arrays(path, fail, names=_NPZ_KEYS, what=".npz file")
+    missing = [key for key in ("X", "y") if key not in arrays]
+    if missing:
+        raise DataError(f"{path} has no array {' or '.join(missing)}; it holds "
+                        f"{sorted(_npz_member_names(path))}; save with np.savez(path, X=X, y=y)")
+    return arrays
 
 
-def _npz_member(archive: Any, key: str, path: Path) -> NDArray[Any]:
+def _npz_member_names(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as zf:
+        return [name.removesuffix(".npy") for name in zf.namelist()]
+
+
+# What np.savez writes: stored or deflated members (deflate expands at most 1032-fold).
+_NPZ_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def read_npz_arrays(path: Path, fail: Any, names: Sequence[str] | None = None,
+                    what: str = "file") -> dict[str, NDArray[Any]]:
+    """The arrays of the ``.npz`` archive ``path`` (all, or those of ``names`` it has), unpickled.
+
+    Nothing is expanded before every member read has been checked: it must be a stored or
+    deflated ``.npy`` whose header describes exactly the bytes the zip directory declares for
+    it, and that size must be one deflate can reach from the member's compressed size. So no
+    header (``shape (10¹²,)``) and no directory entry can make the reader allocate more than the
+    file can hold. ``fail(problem)`` builds the caller's error (DataError, ModelFileError).
+    """
+    with open(path, "rb") as file:
+        if file.read(6) == b"\x93NUMPY":
+            raise fail("holds a single array (.npy format); expected a .npz archive with "
+                       "arrays X and y, e.g. np.savez(path, X=X, y=y)")
     try:
-        return archive[key]
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise DataError(f"{path}: array {key!r} holds Python objects, which are not loaded "
-                            "(allow_pickle=False); store numbers or strings") from exc
-        raise DataError(f"{path}: array {key!r} is unreadable ({exc})") from exc
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise DataError(f"{path}: array {key!r} is corrupt ({exc})") from exc
+        with zipfile.ZipFile(path) as zf:
+            infos = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
+            wanted = [n for n in (infos if names is None else names) if n in infos]
+            size = path.stat().st_size
+            for name in wanted:
+                _check_npy_member(zf, infos[name], size, fail)
+            return {name: _read_npy_member(zf, infos[name]) for name in wanted}
+    except SoftmaxRegError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError,
+            RuntimeError, struct.error, OverflowError) as exc:  # what a damaged archive raises
+        raise fail(f"not a readable {what} ({type(exc).__name__}: {exc})") from None
+
+
+def _check_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: int,
+                      fail: Any) -> None:
+    """Raise ``fail(...)`` unless ``info`` is a plain .npy whose sizes agree (see above)."""
+    name = info.filename
+    if info.compress_type not in _NPZ_METHODS or info.flag_bits & 0x1:
+        raise fail(f"member {name!r} is encrypted or uses compression method "
+                   f"{info.compress_type}; expected stored or deflated members (np.savez)")
+    most = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED
+                                 else _GZIP_MAX_RATIO) + 64
+    if info.compress_size > archive_size or info.file_size > most:
+        raise fail(f"member {name!r} claims {info.file_size} bytes from {info.compress_size} "
+                   f"compressed bytes in a {archive_size}-byte file: refusing to expand")
+    with zf.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+        except ValueError:
+            raise fail(f"member {name!r} is not a .npy array") from None
+        if version not in _NPY_HEADER_READERS:
+            raise fail(f"member {name!r} is in .npy format {version}, which is not read")
+        shape, _, dtype = _NPY_HEADER_READERS[version](member)
+        header = member.tell()
+    if dtype.hasobject:
+        raise fail(f"array {name.removesuffix('.npy')!r} holds Python objects, which are not "
+                   "loaded (allow_pickle=False); store numbers or strings")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if min(shape, default=0) < 0 or header + nbytes != info.file_size:
+        raise fail(f"member {name!r} has a header for {shape} {dtype} ({nbytes} bytes) but "
+                   f"holds {info.file_size - header} bytes")
+
+
+def _read_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> NDArray[Any]:
+    with zf.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
 
 
 def _npz_features(X: NDArray[Any], key: str, path: Path) -> tuple[NDArray[Any], Any]:
     """Check a feature array's type; flatten images (n, h, w) to (n, h·w)."""
     if X.dtype.kind not in "biuf":
         raise DataError(f"{path}: {key} has dtype {X.dtype}; expected numbers")
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise DataError(f"{path}: {key} contains NaN or infinity")
     if X.ndim == 3:
         return X.reshape(len(X), -1), (int(X.shape[1]), int(X.shape[2]))
     if X.ndim != 2:
         raise DataError(f"{path}: {key} has shape {X.shape}; expected (n, d) or images "
                         "(n, h, w)")
     return X, None
+
+
+def _npz_labels(y: NDArray[Any], key: str, path: Path) -> NDArray[Any]:
+    """Labels must be integers, booleans, finite floats or strings (not dates, bytes, ...)."""
+    if y.dtype.kind not in "biufU" or (y.dtype.kind == "f" and not np.isfinite(y).all()):
+        raise DataError(f"{path}: {key} has dtype {y.dtype} or non-finite values; expected "
+                        "integer, finite float or string labels")
+    return y
 
 
 def read_svmlight(path: PathLike) -> Dataset:
@@ -845,9 +924,12 @@ def read_svmlight(path: PathLike) -> Dataset:
         X, y = load_svmlight_file(str(path))
     except FileNotFoundError as exc:
         raise DataError(f"cannot open {path}: no such file") from exc
-    except (ValueError, OSError, TypeError) as exc:
+    except (ValueError, OSError, TypeError, OverflowError) as exc:
         raise DataError(f"{path} is not a valid svmlight/libsvm file ({exc})") from exc
-    if np.isfinite(y).all() and (y == np.round(y)).all():
+    for what, values in (("a label", y), ("a feature value", X.data)):
+        if not np.isfinite(values).all():
+            raise DataError(f"{path}: {what} is not a finite number (NaN or infinity)")
+    if _integral(y):
         y = y.astype(np.int64)
     return Dataset(sp.csr_matrix(X), y, name=path.stem)
 

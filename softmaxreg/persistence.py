@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .datasets import read_npz_arrays
 from .exceptions import ModelFileError
 from .network import Network
 
@@ -127,7 +128,7 @@ def load_bundle(path: str | os.PathLike):
     members = _read_members(path)
     meta = _read_metadata(path, members)
     estimator = _build_estimator(path, meta, members)
-    return estimator, _read_scaling(path, members), meta
+    return estimator, _read_scaling(path, members, estimator.n_features_in_), meta
 
 
 def _fail(path: Path, problem: str) -> ModelFileError:
@@ -144,8 +145,8 @@ def _read_members(path: Path, what: str = "model file") -> dict[str, np.ndarray]
             total = sum(info.file_size for info in zf.infolist())
         if total > 64 * max(path.stat().st_size, 2**20) + 2**30:
             raise _fail(path, f"its members claim {total} bytes uncompressed: refusing to expand")
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+        return read_npz_arrays(path, lambda problem: _fail(path, problem),
+                               what=f"softmaxreg {what}")
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
@@ -194,16 +195,18 @@ def _build_estimator(path: Path, meta: dict, members: dict[str, np.ndarray]):
             and all(isinstance(s, int) and 0 < s < 2**31 for s in sizes), "bad layer_sizes")
     _expect(path, meta.get("output") in ("softmax", "sigmoid"), "bad output layer")
     _expect(path, meta.get("dtype") in ("float32", "float64"), "bad dtype")
+    # the size the architecture implies is checked against the stored vector before the network
+    # allocates it: layer_sizes [2**31 - 1, 2**31 - 1] must not ask for 37 exabytes
+    n_params = sum(d_out * (d_in + 1) for d_in, d_out in zip(sizes[:-1], sizes[1:]))
+    params = members.get("params")
+    _expect(path, params is not None and params.ndim == 1 and params.dtype.kind == "f"
+            and params.size == n_params, f"params must be a float vector of {n_params} values")
     try:
         net = Network(sizes, activation=meta.get("activation", "identity"),
                       output=meta["output"], dtype=np.dtype(meta["dtype"]),
                       fit_intercept=bool(meta.get("fit_intercept", True)))
     except (ValueError, TypeError) as exc:
         raise _fail(path, f"bad architecture ({exc})") from None
-    params = members.get("params")
-    _expect(path, params is not None and params.ndim == 1 and params.dtype.kind == "f"
-            and params.size == net.params.size,
-            f"params must be a float vector of {net.params.size} values")
     _expect(path, bool(np.all(np.isfinite(params))), "params contain NaN or infinity")
     net.params[...] = params
     classes = members.get("classes")
@@ -215,9 +218,11 @@ def _build_estimator(path: Path, meta: dict, members: dict[str, np.ndarray]):
     cls = SoftmaxRegression if kind == "SoftmaxRegression" else SoftmaxNetwork
     estimator = cls()
     params_meta = meta.get("params", {})
+    _expect(path, isinstance(params_meta, dict), "estimator parameters must be a JSON object")
     valid = estimator.get_params()
     try:
         estimator.set_params(**{k: _param(v) for k, v in params_meta.items() if k in valid})
+        estimator._validate_params()  # what fit would check: C > 0, known solver, ...
     except (ValueError, TypeError) as exc:
         raise _fail(path, f"bad estimator parameters ({exc})") from None
     estimator.classes_ = classes
@@ -233,13 +238,16 @@ def _param(value):
     return tuple(value) if isinstance(value, list) else value
 
 
-def _read_scaling(path: Path, members: dict[str, np.ndarray]):
+def _read_scaling(path: Path, members: dict[str, np.ndarray], n_features: int):
     state = {k.split(".", 1)[1]: v for k, v in members.items() if k.startswith("scaling.")}
     if not state:
         return None
     from .preprocessing import Scaling
 
     try:
-        return Scaling.from_state(state)
+        scaling = Scaling.from_state(state)
     except (ValueError, KeyError, TypeError) as exc:
         raise _fail(path, f"bad preprocessing state ({exc})") from None
+    _expect(path, scaling.n_features == n_features,
+            f"the preprocessing scales {scaling.n_features} features, the model has {n_features}")
+    return scaling
