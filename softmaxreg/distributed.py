@@ -85,14 +85,16 @@ def is_dask_collection(obj) -> bool:
 
 # -- the cluster ----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def connect(address: str, timeout: float = CONNECT_TIMEOUT_S) -> Iterator:
+def connect(address: str, timeout: float | None = None) -> Iterator:
     """A ``dask.distributed.Client`` for ``address``, closed (with its cluster) on exit.
 
     ``local:N`` starts a LocalCluster of N single-threaded worker processes on 127.0.0.1;
     ``tcp://HOST:PORT`` (or ``tls://…``) joins a running scheduler, which must answer within
-    ``timeout`` seconds, else :class:`ClusterError`.
+    ``timeout`` seconds (default ``CONNECT_TIMEOUT_S``), else :class:`ClusterError`.
     """
     from dask.distributed import Client, LocalCluster
+
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
 
     address = address.strip()
     if address.startswith("local:"):
@@ -100,7 +102,7 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT_S) -> Iterator:
         if not n.isdigit() or int(n) < 1:
             raise ValueError(f"--dask local:N needs a positive number of workers, got {address!r}")
         cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0")
         with cluster, Client(cluster) as client:
             yield client
         return
