@@ -18,6 +18,7 @@ from .functional import (
 )
 from .gradcheck import gradcheck
 from .network import Network
+from .persistence import load
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "SoftmaxRegression",
     "SoftmaxNetwork",
     "Network",
+    "load",
     "gradcheck",
     "softmax",
     "log_softmax",
