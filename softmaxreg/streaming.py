@@ -242,7 +242,7 @@ def open_source(path, label_column: int | str | None = None) -> Source:
                     "or a folder of IDX files")
 
 
-# -- pass 1: rows, classes, scaling ------------------------------------------------------------
+# -- pass 1: rows, classes, scaling ---------------------------------------------------------------
 @dataclass
 class StreamStats:
     """What one pass over a source learns: rows n, chunks, classes, and per-feature moments.
@@ -328,7 +328,7 @@ def scan(source: Source, chunk_rows: int = CHUNK_ROWS) -> StreamStats:
     return stats
 
 
-# -- pass 2: training, and scores ---------------------------------------------------------------
+# -- pass 2: training, and scores -----------------------------------------------------------------
 def fit_stream(estimator, source: Source, *, epochs: int = 1, chunk_rows: int = CHUNK_ROWS,
                scaling: str | Scaling = "auto", stats: StreamStats | None = None):
     """Train ``estimator`` (a minibatch solver) on ``source`` chunk by chunk: (estimator,

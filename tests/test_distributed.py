@@ -74,7 +74,7 @@ def _chunks(X, rows=300):
     return da.from_array(X, chunks=(rows, X.shape[1]))
 
 
-# -- exact fits --------------------------------------------------------------------------------
+# -- exact fits -----------------------------------------------------------------------------------
 def test_lbfgs_fit_equals_in_memory_fit(client):
     X, y = _problem()
     kw = dict(C=0.5, tol=1e-8, max_iter=500)
@@ -142,7 +142,7 @@ def test_predictions_are_lazy_dask_arrays(client):
         model.predict(Xd[:, :5])
 
 
-# -- networks --------------------------------------------------------------------------------------
+# -- networks -------------------------------------------------------------------------------------
 def test_network_full_batch_equals_single_machine(client):
     X, y = _problem(n=900, seed=8)
     kw = dict(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=40, random_state=0,
@@ -169,7 +169,7 @@ def test_network_minibatch_steps_are_the_single_machine_steps(client):
     assert got.history_.accuracy == ref.history_.accuracy
 
 
-# -- errors ----------------------------------------------------------------------------------------
+# -- errors ---------------------------------------------------------------------------------------
 def test_bad_input_gets_the_in_memory_errors(client):
     X, y = _problem(n=400)
     X_nan = X.copy()
@@ -228,7 +228,7 @@ def test_cli_unreachable_scheduler_exits_with_an_error(capsys, monkeypatch):
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
 
 
-# -- faults ----------------------------------------------------------------------------------------
+# -- faults ---------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_worker_killed_mid_fit_the_fit_completes_with_the_same_coefficients(monkeypatch):
     """SIGKILL one worker process while an evaluation is in flight: Dask recomputes its chunks

@@ -1,0 +1,248 @@
+"""Out-of-core training: chunked readers agree with the whole-file readers, the streamed scaling
+with the in-memory one, and peak memory does not grow with the number of rows."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import dump_svmlight_file
+
+from softmaxreg import SoftmaxRegression
+from softmaxreg.cli import main
+from softmaxreg.datasets import read_csv, read_idx_folder, read_svmlight
+from softmaxreg.exceptions import DataError
+from softmaxreg.persistence import load_bundle
+from softmaxreg.preprocessing import Scaling
+from softmaxreg.streaming import (
+    CsvSource,
+    IdxSource,
+    NpySource,
+    SvmlightSource,
+    fit_stream,
+    open_source,
+    scan,
+)
+
+
+def _problem(n=1000, d=6, K=3, seed=0):
+    rng = np.random.default_rng(seed)
+    scale, offset = rng.uniform(0.5, 3.0, d), rng.normal(size=d) * 5
+    Z = rng.normal(size=(n, d))
+    X = Z * scale + offset
+    y = (Z @ rng.normal(size=(d, K)) + rng.gumbel(size=(n, K))).argmax(axis=1)
+    return X, y
+
+
+def _write_csv(path, X, y, header=True):
+    names = ",".join([*(f"f{j}" for j in range(X.shape[1])), "label"])
+    np.savetxt(path, np.column_stack([X, y]), delimiter=",", fmt="%.17g",
+               header=names if header else "", comments="")
+
+
+def _write_idx(folder, images, labels, prefix="train"):
+    folder.mkdir(exist_ok=True)
+    for name, array, code in ((f"{prefix}-images-idx3-ubyte.gz", images, 3),
+                              (f"{prefix}-labels-idx1-ubyte.gz", labels, 1)):
+        header = bytes([0, 0, 0x08, code]) + struct.pack(f">{code}I", *array.shape)
+        with gzip.open(folder / name, "wb") as f:
+            f.write(header + array.astype(np.uint8).tobytes())
+
+
+def _concat(source, chunk_rows):
+    chunks = list(source.chunks(chunk_rows))
+    Xs = [X for X, _ in chunks]
+    X = sp.vstack(Xs).tocsr() if sp.issparse(Xs[0]) else np.concatenate(Xs)
+    return X, np.concatenate([y for _, y in chunks]), len(chunks)
+
+
+# -- the readers ----------------------------------------------------------------------------------
+def test_csv_chunks_are_the_file(tmp_path):
+    X, y = _problem(n=1003)
+    _write_csv(tmp_path / "a.csv", X, y)
+    whole = read_csv(tmp_path / "a.csv")
+    Xc, yc, n_chunks = _concat(CsvSource(tmp_path / "a.csv", "label"), 100)
+    assert n_chunks == 11
+    np.testing.assert_array_equal(Xc, whole.X)
+    np.testing.assert_array_equal(yc, whole.y)
+
+
+def test_svmlight_chunks_are_the_file_with_one_width_and_one_index_base(tmp_path):
+    """The last column appears only in the last rows: every chunk must still be d wide."""
+    X = sp.random(500, 30, density=0.1, format="csr", random_state=1)
+    X = sp.hstack([X, sp.csr_matrix((np.ones(1), ([499], [0])), shape=(500, 1))]).tocsr()
+    y = np.arange(500) % 3
+    for zero_based in (True, False):
+        path = tmp_path / f"a{zero_based}.svmlight"
+        dump_svmlight_file(X, y, str(path), zero_based=zero_based)
+        Xc, yc, _ = _concat(SvmlightSource(path), 64)
+        whole = read_svmlight(path)
+        assert Xc.shape == whole.X.shape == (500, 31)
+        assert (Xc != whole.X).nnz == 0
+        np.testing.assert_array_equal(yc, whole.y)
+
+
+def test_npy_chunks_with_a_label_column_or_a_labels_file(tmp_path):
+    X, y = _problem(n=250)
+    np.save(tmp_path / "xy.npy", np.column_stack([y, X]))
+    Xc, yc, _ = _concat(NpySource(tmp_path / "xy.npy", label_column=0), 64)
+    np.testing.assert_array_equal(Xc, X)
+    np.testing.assert_array_equal(yc, y)
+    assert yc.dtype == np.int64
+    np.save(tmp_path / "x.npy", X.astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    Xc, yc, _ = _concat(NpySource(tmp_path / "x.npy", labels=tmp_path / "y.npy"), 64)
+    np.testing.assert_array_equal(Xc, X.astype(np.float32))
+    np.save(tmp_path / "short.npy", y[:-1])
+    with pytest.raises(DataError, match="one label per row"):
+        list(NpySource(tmp_path / "x.npy", labels=tmp_path / "short.npy").chunks())
+
+
+def test_idx_chunks_are_the_folder(tmp_path):
+    rng = np.random.default_rng(2)
+    images, labels = rng.integers(0, 256, (130, 4, 5)), rng.integers(0, 10, 130)
+    _write_idx(tmp_path / "idx", images, labels)
+    source = open_source(tmp_path / "idx")
+    assert isinstance(source, IdxSource) and source.pixels
+    Xc, yc, n_chunks = _concat(source, 50)
+    whole = read_idx_folder(tmp_path / "idx")
+    assert n_chunks == 3
+    np.testing.assert_array_equal(Xc, whole.X)
+    np.testing.assert_array_equal(yc, whole.y)
+
+
+def test_truncated_idx_file_is_a_data_error(tmp_path):
+    folder = tmp_path / "idx"
+    _write_idx(folder, np.zeros((10, 2, 2)), np.zeros(10))
+    data = gzip.decompress((folder / "train-images-idx3-ubyte.gz").read_bytes())
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(data[:-3]))
+    with pytest.raises(DataError, match="truncated"):
+        scan(IdxSource(folder), 4)
+
+
+def test_unknown_file_type_is_refused(tmp_path):
+    (tmp_path / "a.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DataError, match="cannot stream"):
+        open_source(tmp_path / "a.parquet")
+
+
+# -- pass 1: scaling and classes ------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["csv", "npy", "svmlight"])
+def test_streamed_scaling_equals_the_in_memory_scaling(tmp_path, kind):
+    X, y = _problem(n=2001, seed=3)
+    X[:, 2] = 7.0  # a constant feature gets scale 1
+    if kind == "csv":
+        _write_csv(tmp_path / "a.csv", X, y)
+    elif kind == "npy":
+        np.save(tmp_path / "a.npy", np.column_stack([X, y]))
+    else:
+        X = sp.random(2001, 20, density=0.2, format="csr", random_state=4)
+        dump_svmlight_file(X, y, str(tmp_path / "a.svmlight"))
+    stats = scan(open_source(tmp_path / f"a.{kind}"), chunk_rows=300)
+    assert (stats.n, stats.n_chunks) == (2001, 7)
+    np.testing.assert_array_equal(stats.classes, np.unique(y))
+    got, ref = stats.scaling("standard"), Scaling("standard").fit(X)
+    np.testing.assert_allclose(got.mean, ref.mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.scale, ref.scale, rtol=1e-12)
+
+
+def test_pixels_get_unit_scaling(tmp_path):
+    _write_idx(tmp_path / "idx", np.full((20, 2, 2), 255), np.arange(20) % 2)
+    source = IdxSource(tmp_path / "idx")
+    scaling = scan(source, 8).scaling("auto", pixels=source.pixels)
+    assert scaling.resolved == "unit"
+
+
+# -- pass 2: training -----------------------------------------------------------------------------
+def test_streaming_is_partial_fit_on_each_scaled_chunk(tmp_path):
+    """fit_stream is exactly: scan, then partial_fit on every scaled chunk, epoch after epoch."""
+    X, y = _problem(n=900, seed=5)
+    np.save(tmp_path / "a.npy", np.column_stack([X, y]))
+    kw = dict(solver="adam", random_state=0, learning_rate="constant", batch_size=64,
+              learning_rate_init=0.05)
+    streamed, scaling = fit_stream(SoftmaxRegression(**kw), NpySource(tmp_path / "a.npy"),
+                                   epochs=2, chunk_rows=400)
+    ref, Xs = SoftmaxRegression(**kw), Scaling("standard").fit_transform(X)
+    for _ in range(2):
+        for a in range(0, 900, 400):
+            ref.partial_fit(Xs[a: a + 400], y[a: a + 400], classes=np.unique(y))
+    np.testing.assert_allclose(streamed.coef_, ref.coef_, rtol=1e-6, atol=1e-7)
+    assert streamed.score(Xs, y) > SoftmaxRegression().fit(Xs, y).score(Xs, y) - 0.03
+
+
+def _peak_bytes(source, chunk_rows) -> int:
+    tracemalloc.start()
+    try:
+        fit_stream(SoftmaxRegression(solver="sgd", random_state=0, learning_rate="constant"),
+                   source, chunk_rows=chunk_rows)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_peak_memory_does_not_grow_with_the_rows_npy(tmp_path):
+    """A file 4× longer (16 vs 64 chunks) costs no more memory: the peak is a few chunks."""
+    chunk_rows, d = 1000, 40
+    peaks = []
+    for n_chunks in (16, 64):
+        X, y = _problem(n=n_chunks * chunk_rows, d=d, seed=6)
+        path = tmp_path / f"a{n_chunks}.npy"
+        np.save(path, np.column_stack([X, y]))
+        del X, y
+        peaks.append(_peak_bytes(NpySource(path), chunk_rows))
+    chunk_bytes = chunk_rows * (d + 1) * 8
+    assert peaks[1] < 1.1 * peaks[0] + 64 * 1024, peaks
+    assert peaks[1] < 10 * chunk_bytes, (peaks, chunk_bytes)  # the 64-chunk file is 64 chunks
+
+
+def test_peak_memory_does_not_grow_with_the_rows_csv(tmp_path):
+    chunk_rows, d = 500, 8
+    peaks = []
+    for n_chunks in (6, 24):
+        X, y = _problem(n=n_chunks * chunk_rows, d=d, seed=7)
+        _write_csv(tmp_path / f"a{n_chunks}.csv", X, y)
+        peaks.append(_peak_bytes(CsvSource(tmp_path / f"a{n_chunks}.csv"), chunk_rows))
+    assert peaks[1] < 1.1 * peaks[0] + 64 * 1024, peaks
+
+
+# -- the command line -----------------------------------------------------------------------------
+def test_cli_stream_trains_saves_scaling_and_scores_the_test_file(tmp_path, capsys):
+    X, y = _problem(n=3000, seed=8)
+    _write_csv(tmp_path / "train.csv", X[:2400], y[:2400])
+    _write_csv(tmp_path / "test.csv", X[2400:], y[2400:])
+    code = main(["train", "--dataset", str(tmp_path / "train.csv"), "--test",
+                 str(tmp_path / "test.csv"), "--stream", "--chunk-rows", "500", "--epochs", "3",
+                 "--solver", "adam", "--lr", "0.05", "--out", str(tmp_path / "m.npz"),
+                 "--quiet"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "test       accuracy" in out.out
+    model, scaling, meta = load_bundle(tmp_path / "m.npz")
+    ref = Scaling("standard").fit(X[:2400])
+    np.testing.assert_allclose(scaling.mean, ref.mean, rtol=1e-12)
+    assert meta["training"]["stream"] == {"chunk_rows": 500, "n": 2400}
+    best = SoftmaxRegression().fit(ref.transform(X[:2400]), y[:2400])
+    X_test = scaling.transform(X[2400:])
+    assert model.score(X_test, y[2400:]) > best.score(X_test, y[2400:]) - 0.03
+
+
+def test_cli_stream_refuses_lbfgs(tmp_path, capsys):
+    X, y = _problem(n=50)
+    _write_csv(tmp_path / "a.csv", X, y)
+    assert main(["train", "--dataset", str(tmp_path / "a.csv"), "--stream", "--solver",
+                 "lbfgs", "--quiet"]) == 1
+    assert "minibatch solver" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_stream_mnist_idx_folder(mnist_dir, tmp_path, capsys):
+    code = main(["train", "--dataset", str(mnist_dir), "--stream", "--chunk-rows", "20000",
+                 "--epochs", "1", "--solver", "adam", "--lr", "0.003", "--quiet"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    test_accuracy = float(out.out.split("test       accuracy")[1].split()[0])
+    assert test_accuracy > 0.88
