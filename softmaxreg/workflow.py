@@ -10,11 +10,13 @@ import contextlib
 import hashlib
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
@@ -215,14 +217,21 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
 
 def _fit(estimator, X, y, dask: str | None) -> None:
     """``estimator.fit(X, y)`` in memory, or with X in row chunks on the Dask cluster named by
-    ``dask`` (see :func:`softmaxreg.distributed.connect`), which is closed afterwards."""
-    if dask is None:
-        estimator.fit(X, y)
-        return
-    from .distributed import as_dask_array, connect
+    ``dask`` (see :func:`softmaxreg.distributed.connect`), which is closed afterwards.
 
-    with connect(dask) as client:
-        estimator.fit(as_dask_array(X, client), y)
+    For minibatch solvers the number of epochs is the user's budget, not a failure to converge:
+    scikit-learn's "maximum iterations reached" warning is not repeated to the CLI's user.
+    """
+    with warnings.catch_warnings():
+        if estimator.solver != "lbfgs":
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        if dask is None:
+            estimator.fit(X, y)
+            return
+        from .distributed import as_dask_array, connect
+
+        with connect(dask) as client:
+            estimator.fit(as_dask_array(X, client), y)
 
 
 def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
