@@ -85,7 +85,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         sw = self._row_weights(X, y, y_enc, sample_weight)
         X, y_enc, sw = _drop_unweighted(X, y_enc, sw)
         self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        net = self._start_network(X.shape[1], self._dtype(X.dtype))
+        net = self._start_network(X.shape[1], self._dtype(X))
         X = _as_network_input(X, net, rows_sliced=self.solver in _MINIBATCH_SOLVERS)
         if self.solver in _MINIBATCH_SOLVERS:
             self._fit_minibatch(net, X, y_enc, sw)
@@ -116,7 +116,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         sw = self._row_weights(X, y, y_enc, sample_weight, partial=True)
         if first:
             self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-            self._set_network(self._new_network(X.shape[1], self._dtype(X.dtype)))
+            self._set_network(self._new_network(X.shape[1], self._dtype(X)))
             self.history_ = History()
             self._opt, self._epochs_done = None, 0
         net = self._net
@@ -174,11 +174,14 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             raise ValueError("sample_weight must have a positive sum: every row has weight 0")
         return None if np.all(sw == 1) else sw
 
-    def _dtype(self, input_dtype):
+    def _dtype(self, X):
         """The network's float type: the input's for full-batch solvers (no float64 copy of X),
-        float32 for minibatch ones, unless ``dtype`` says otherwise."""
+        float32 for minibatch ones (float64 if X exceeds float32's range, 3.4e38), unless
+        ``dtype`` says otherwise."""
         if self.dtype == "auto":
-            return np.float32 if self.solver in _MINIBATCH_SOLVERS else input_dtype
+            top = max(X.max(), -X.min()) if X.size else 0.0
+            small = self.solver in _MINIBATCH_SOLVERS and top <= np.finfo(np.float32).max
+            return np.float32 if small else X.dtype
         return _DTYPES[self.dtype]
 
     def _new_network(self, n_features: int, dtype) -> Network:
@@ -223,6 +226,15 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             bar.close()
         net.params[...] = res.x
         self._finish_full_batch(net, res)
+        linear = len(net.layer_sizes) == 2  # (a network separating its data is no news)
+        if linear and res.converged and l1 + l2 < 1e-6 and _separates(net, X, y):
+            warnings.warn(
+                "the training classes are perfectly separable and the penalty is negligible "
+                f"(strength {l1 + l2:.2g}): the loss keeps falling as the weights grow, so the "
+                f"fit stopped only because the gradient fell below tol={self.tol} (largest "
+                f"|weight| {np.abs(net.params).max():.3g}). Weights and probabilities are set by "
+                "tol, not by the data; a smaller C gives a well-defined solution.",
+                ConvergenceWarning, stacklevel=3)
 
     def _lbfgs_stages(self, net: Network, X, sw, l2: float) -> list:
         return [(None, lambda theta: None)]  # plain L-BFGS
@@ -393,6 +405,12 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         return tags
 
 
+def _separates(net: Network, X, y) -> bool:
+    """Whether every training row is on its class's side of the decision boundaries."""
+    Z = net.logits(X)
+    return bool(np.all((Z[:, 0] > 0) == y if Z.shape[1] == 1 else Z.argmax(axis=1) == y))
+
+
 def _check_two_classes(classes) -> None:
     if len(classes) < 2:
         raise ValueError(
@@ -555,15 +573,21 @@ class SoftmaxRegression(_SoftmaxBase):
         w = np.full(X.shape[0], 1.0 / X.shape[0]) if sw is None else sw / sw.sum()
         K, fit_intercept = net.layer_sizes[-1], self.fit_intercept
         bound = 0.5 if net.output == "softmax" else 0.25
+        # features whose squares overflow X's dtype (float32 beyond ~1e19): Gram matrices in
+        # float64; beyond ~1e150 they overflow even there, and L-BFGS goes unpreconditioned
+        top, fits = max(X.max(), -X.min()), lambda dtype: np.sqrt(np.finfo(dtype).max / len(X))
+        if top > fits(np.float64):
+            return [(None, lambda theta: None)]
+        G = X.astype(np.float64) if top > fits(X.dtype) else X
 
         def diagonal(theta):
-            return solvers.BlockPreconditioner.from_gram(X, bound * w, l2, K, fit_intercept,
+            return solvers.BlockPreconditioner.from_gram(G, bound * w, l2, K, fit_intercept,
                                                          diagonal=True)
 
         def curvature(theta):
             net.params[...] = theta
             kappa = np.maximum(net.logit_curvature(X), 1e-4 * bound)
-            return solvers.BlockPreconditioner.from_gram(X, w * kappa, l2, K, fit_intercept)
+            return solvers.BlockPreconditioner.from_gram(G, w * kappa, l2, K, fit_intercept)
 
         return [(_DIAGONAL_STAGE_ITERATIONS, diagonal), (None, curvature)]
 

@@ -78,7 +78,10 @@ class Scaling:
             raise ValueError(f"dtype must be a floating-point type, got {dtype}")
         if sp.issparse(X):
             return _transform_sparse(X, mean, scale, dtype)
-        out = np.array(X, dtype=dtype)  # always a copy: the caller's X is never modified
+        with np.errstate(over="ignore"):
+            out = np.array(X, dtype=dtype)  # always a copy: the caller's X is never modified
+        if not _survives(out, X, mean, scale):  # e.g. float64 features of 1e200 or 1e-300
+            return ((X - mean) / scale).astype(dtype)
         if mean.any():
             out -= mean.astype(dtype)
         if (scale != 1).any():
@@ -139,37 +142,64 @@ def _check_matrix(X: Matrix) -> Matrix:
 def _standard_statistics(X: Matrix) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(mean, std) per feature; std is 1 for constant features; mean is 0 for sparse X."""
     if sp.issparse(X):
-        mean, var = _sparse_mean_var(X)
         low, high = X.min(axis=0).toarray().ravel(), X.max(axis=0).toarray().ravel()
+        unit = _unit(low, high)
+        mean, var = _sparse_mean_var(X, unit)
         center = np.zeros_like(mean)
     else:
-        mean, var, low, high = _dense_statistics(X)
-        center = mean
-    scale = np.sqrt(var)
+        low, high = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+        unit = _unit(low, high)
+        mean, var = _dense_mean_var(X, unit)
+        center = mean * unit
+    scale = np.sqrt(var) * unit
     # Constant features get scale 1. Test max == min exactly (rounding makes their variance
     # tiny, not 0), and also var == 0, which a tiny spread can underflow to.
     scale[(low == high) | (scale == 0)] = 1.0
     return center, scale
 
 
-def _dense_statistics(X: NDArray[Any]) -> tuple[NDArray[np.float64], ...]:
-    """Two-pass mean and variance, plus min and max, in row blocks of bounded memory."""
+def _unit(low: NDArray[np.float64], high: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per feature, the power of two nearest its largest magnitude (1 for an all-zero column).
+
+    Statistics are computed in these units: dividing by a power of two is exact, and it keeps
+    sums and squares of features near the float64 limit (1e200, 1e300) from overflowing.
+    """
+    _, exponent = np.frexp(np.maximum(np.abs(low), np.abs(high)))
+    return np.ldexp(1.0, exponent)
+
+
+def _dense_mean_var(X: NDArray[Any], unit: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
+    """Two-pass mean and variance of X / unit, in row blocks of bounded memory."""
     n = X.shape[0]
     blocks = [X[i: i + _CHUNK_ROWS] for i in range(0, n, _CHUNK_ROWS)]
-    mean = sum(b.sum(axis=0, dtype=np.float64) for b in blocks) / n
-    var = sum(((b - mean) ** 2).sum(axis=0) for b in blocks) / n
-    return mean, var, X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+    mean = sum((b / unit).sum(axis=0) for b in blocks) / n
+    var = sum(((b / unit - mean) ** 2).sum(axis=0) for b in blocks) / n
+    return mean, var
 
 
-def _sparse_mean_var(X: sp.csr_matrix) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Two-pass mean and variance over columns, counting the implicit zeros:
+def _sparse_mean_var(X: sp.csr_matrix, unit: NDArray[np.float64]
+                     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Two-pass mean and variance of X / unit over columns, counting the implicit zeros:
     n·var = Σ_stored (x - μ)² + (n - nnz) μ²."""
     n, d = X.shape
-    mean = np.asarray(X.sum(axis=0, dtype=np.float64)).ravel() / n
-    deviations = X.data.astype(np.float64) - mean[X.indices]
+    values = X.data / unit[X.indices]
+    mean = np.bincount(X.indices, weights=values, minlength=d) / n
+    deviations = values - mean[X.indices]
     stored = np.bincount(X.indices, weights=deviations**2, minlength=d)
     nnz = np.bincount(X.indices, minlength=d)
     return mean, (stored + (n - nnz) * mean**2) / n
+
+
+def _survives(out: NDArray[Any], X: NDArray[Any], mean: NDArray[np.float64],
+              scale: NDArray[np.float64]) -> bool:
+    """Whether X, mean and scale keep their meaning in ``out``'s (narrower) dtype: no feature
+    overflowed in the cast, and no scale became 0 or infinite."""
+    if out.dtype.itemsize >= X.dtype.itemsize:
+        return True
+    with np.errstate(over="ignore", under="ignore"):
+        narrow_scale, narrow_mean = scale.astype(out.dtype), mean.astype(out.dtype)
+    return bool(np.all(np.isfinite(narrow_mean)) and np.all(narrow_scale > 0)
+                and np.all(np.isfinite(narrow_scale)) and np.isfinite(out).all())
 
 
 def _transform_sparse(X: sp.csr_matrix, mean: NDArray[np.float64], scale: NDArray[np.float64],
@@ -178,8 +208,9 @@ def _transform_sparse(X: sp.csr_matrix, mean: NDArray[np.float64], scale: NDArra
     if mean.any():
         raise DataError("this scaling centres features (it was fitted on dense X); centring "
                         "would make sparse X dense: pass X as a dense array")
-    out = X.astype(dtype, copy=True)
-    out.data /= scale[out.indices].astype(dtype)
+    with np.errstate(over="ignore"):  # the stored values are replaced just below
+        out = X.astype(dtype, copy=True)
+    out.data[...] = X.data / scale[X.indices]  # divided in float64: 1e200 / 1e200 fits float32
     return out
 
 

@@ -280,7 +280,8 @@ def _diverged(net: Network, last_good: NDArray, what: str, epoch: int, lr: float
     net.params[...] = last_good
     raise TrainingDivergedError(
         f"{what} in epoch {epoch + 1} (learning rate {lr:g}); training stopped and the model "
-        "keeps the weights of the last finite epoch. Try a smaller learning rate."
+        "keeps the weights of the last finite epoch. Try a smaller learning rate, or scale "
+        "the features (e.g. sklearn.preprocessing.StandardScaler)."
     )
 
 
