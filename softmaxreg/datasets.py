@@ -502,19 +502,40 @@ class _VerifyingDownloader:
         self.array: NDArray[Any] | None = None
 
     def __call__(self, url: str, output_file: str, pooch_instance: Any) -> None:
-        import pooch
-
         bar = _progress_bar(self.spec.stem) if self.progress else None
         try:
             with open(output_file, "wb") as file:
-                sink = _BoundedSink(file, self.spec.max_download, url)
-                http = pooch.HTTPDownloader(progressbar=False if bar is None else bar,
-                                            timeout=_TIMEOUT_S, chunk_size=_DOWNLOAD_CHUNK)
-                http(url, sink, pooch_instance)
+                _stream(url, _BoundedSink(file, self.spec.max_download, url), bar)
         finally:
             if bar is not None:
                 bar.close()
         self.array = _read_verified(Path(output_file), self.spec, source=url)
+
+
+def _stream(url: str, sink: _BoundedSink, bar: Any) -> None:
+    """GET ``url`` into ``sink``, each piece as soon as it arrives.
+
+    ``read1`` returns whatever has arrived (at most a chunk), so the sink checks size and
+    deadline however slowly a server drips its bytes; pooch's ``iter_content`` waits for a full
+    64 KiB chunk, which at one byte per second never comes, while every byte resets the read
+    timeout: a download that never ended.
+    """
+    import requests
+    import urllib3
+
+    with requests.get(url, stream=True, timeout=_TIMEOUT_S) as response:
+        response.raise_for_status()
+        if bar is not None:
+            bar.total = int(response.headers.get("content-length") or 0) or None
+        try:
+            while chunk := response.raw.read1(_DOWNLOAD_CHUNK, decode_content=True):
+                sink.write(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+        except urllib3.exceptions.ReadTimeoutError:
+            raise DataError(f"{url} sent nothing for {_TIMEOUT_S:g} s") from None
+        except urllib3.exceptions.HTTPError as exc:  # a broken connection, a short body
+            raise DataError(f"{url}: the download broke off ({exc})") from None
 
 
 class _BoundedSink:

@@ -1,5 +1,5 @@
 """Fuzzing every reader of untrusted files: model files, checkpoints, IDX (plain and gzip), CSV,
-NPZ and svmlight.
+NPZ and svmlight; and hostile download mirrors (at the end).
 
 Each case mutates a valid file (bit flips, byte changes, truncations, deletions, insertions,
 duplicated or spliced chunks, 32-bit fields overwritten) or changes a field of its header (IDX
@@ -18,13 +18,18 @@ examples per test; the last test checks the total volume.  About 11,000 cases, a
 from __future__ import annotations
 
 import gzip
+import hashlib
+import http.server
 import io
 import json
 import math
+import os
 import re
 import signal
 import struct
 import tempfile
+import threading
+import time
 import tracemalloc
 import warnings
 import zipfile
@@ -38,7 +43,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris
 
-from softmaxreg import SoftmaxNetwork, SoftmaxRegError, SoftmaxRegression
+from softmaxreg import SoftmaxNetwork, SoftmaxRegError, SoftmaxRegression, datasets
 from softmaxreg.checkpoint import Checkpointer, load_checkpoint
 from softmaxreg.datasets import read_csv, read_idx, read_npz, read_svmlight
 from softmaxreg.network import Network
@@ -69,7 +74,7 @@ class Hang(Exception):
 
 
 def _alarm(signum, frame):
-    raise Hang(f"a reader ran longer than {TIME_LIMIT_S} s")
+    raise Hang("ran past its time limit: a hang")
 
 
 def check(reader: str, load, data: bytes, path: Path):
@@ -628,3 +633,182 @@ def test_failure_modes_found_by_fuzzing_are_fixed(workdir, case):
         assert error is None and result.y.tolist() == message
     else:
         assert error is not None and re.search(message, str(error)), error
+
+
+# -- hostile mirrors -----------------------------------------------------------------------------
+# test_datasets.py covers mirrors that are down, silent, 404, or serve a flipped, truncated, wrong
+# or oversized (Content-Length) file, and a server-suggested file name.  Here: bodies that never
+# end (no length, chunked, or one byte at a time), a stall mid-body, a lying Content-Length, a
+# Content-Encoding bomb, and redirects to other names.  Each mirror must be abandoned within a
+# bounded time and size for the next one, and the cache must hold only our own file name.
+LABELS = np.arange(200, dtype=np.uint8) % 10
+LABELS_RAW = struct.pack(">HBBI", 0, 8, 1, len(LABELS)) + LABELS.tobytes()
+LABELS_GZ = gzip.compress(LABELS_RAW)
+BOMB = gzip.compress(bytes(8 << 20), compresslevel=9)  # 8 MiB of zeros in 8 KiB
+
+
+class HostileHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        kind = self.path.split("/")[1]
+        self.server.log.append(kind)
+        try:
+            getattr(self, "serve_" + kind.replace("-", "_"))()
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up, as it should
+            pass
+
+    def head(self, length=None, **headers) -> None:
+        self.send_response(200)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        for key, value in headers.items():
+            self.send_header(key.replace("_", "-"), value)
+        self.end_headers()
+
+    def serve_good(self):
+        self.head(len(LABELS_GZ), Content_Disposition='attachment; filename="../evil.gz"')
+        self.wfile.write(LABELS_GZ)
+
+    def serve_endless(self):  # no Content-Length: the body ends when the connection does
+        self.head(Connection="close")
+        while True:
+            self.wfile.write(b"\x1f\x8b" * 32768)
+
+    def serve_chunked(self):
+        self.head(Transfer_Encoding="chunked")
+        while True:
+            self.wfile.write(b"10000\r\n" + bytes(65536) + b"\r\n")
+
+    def serve_drip(self):  # a byte every 0.1 s, for ever: every byte resets a read timeout
+        self.head(len(LABELS_GZ) * 1000)
+        while True:
+            self.wfile.write(b"\x1f")
+            self.wfile.flush()
+            time.sleep(0.1)
+
+    def serve_stall(self):
+        self.head(len(LABELS_GZ))
+        self.wfile.write(LABELS_GZ[:10])
+        self.wfile.flush()
+        time.sleep(20)
+
+    def serve_lying_length(self):  # claims more than it sends, then hangs up
+        self.head(10**9, Connection="close")
+        self.wfile.write(LABELS_GZ)
+
+    def serve_encoding_bomb(self):  # requests expands a gzip Content-Encoding on the fly
+        self.head(len(BOMB), Content_Encoding="gzip")
+        self.wfile.write(BOMB)
+
+    def serve_wrong(self):  # a valid IDX file, but not the one asked for
+        body = gzip.compress(LABELS_RAW[:-1] + b"\x07")
+        self.head(len(body))
+        self.wfile.write(body)
+
+    def serve_redirect(self):
+        self.send_response(302)
+        self.send_header("Location", "/good/evil-name.gz?as=../../evil-name.gz")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class HostileServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """Quiet: abandoned downloads break the connection on purpose."""
+
+
+@pytest.fixture(scope="module")
+def hostile():
+    server = HostileServer(("127.0.0.1", 0), HostileHandler)
+    server.log = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def fast_limits(monkeypatch):
+    """A 1 s read timeout and a 2 s deadline per file, no proxy in the way, and a test that
+    hangs fails after 30 s instead."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setattr(datasets, "_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(datasets, "_DEADLINE_S", 2.0)
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+SPEC = datasets._MnistFile("train-labels-idx1-ubyte", hashlib.sha256(LABELS_RAW).hexdigest(),
+                           (len(LABELS),))
+HOSTILE = {
+    "endless": "sent more than",
+    "chunked": "sent more than",
+    "drip": "took longer than 2 s",
+    "stall": "sent nothing for 1 s",
+    "lying-length": "broke off",
+    "encoding-bomb": "sent more than",
+    "wrong": "is not MNIST's train-labels-idx1-ubyte",
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_a_hostile_mirror_is_abandoned_for_the_next(hostile, fast_limits, tmp_path, kind):
+    base = f"http://127.0.0.1:{hostile.server_address[1]}"
+    failures: dict = {}
+    tracemalloc.start()
+    start = time.monotonic()
+    try:
+        array = datasets._download(SPEC, tmp_path / "train-labels-idx1-ubyte.gz",
+                                   [f"{base}/{kind}/", f"{base}/good/"], failures, False)
+    finally:
+        seconds, peak = time.monotonic() - start, tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert np.array_equal(array, LABELS)
+    assert HOSTILE[kind] in failures[f"{base}/{kind}/"], failures
+    assert seconds < 5 and peak < 16 * 2**20, (seconds, peak)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train-labels-idx1-ubyte.gz"]
+
+
+def test_redirects_and_suggested_names_do_not_name_the_cache(hostile, fast_limits, tmp_path):
+    base = f"http://127.0.0.1:{hostile.server_address[1]}"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    array = datasets._download(SPEC, cache / "train-labels-idx1-ubyte.gz",
+                               [f"{base}/redirect/"], {}, False)
+    assert np.array_equal(array, LABELS)
+    assert [p.name for p in tmp_path.rglob("*")] == ["cache", "train-labels-idx1-ubyte.gz"]
+
+
+def test_mnist_download_past_endless_and_dripping_mirrors(hostile, fast_limits, tmp_path,
+                                                         monkeypatch):
+    """load_mnist itself: the first file finds both bad mirrors out, the rest skip them."""
+    folder = os.environ.get("SOFTMAXREG_DATA")
+    if not folder or not Path(folder).is_dir():
+        pytest.skip("SOFTMAXREG_DATA does not name the MNIST folder")
+    monkeypatch.delenv("SOFTMAXREG_DATA")
+    files = {p.name: p.read_bytes() for p in Path(folder).glob("*.gz")}
+    monkeypatch.setattr(HostileHandler, "serve_mnist", lambda self: (
+        self.head(len(files[self.path.rsplit("/", 1)[1]])),
+        self.wfile.write(files[self.path.rsplit("/", 1)[1]])), raising=False)
+    base = f"http://127.0.0.1:{hostile.server_address[1]}"
+    hostile.log.clear()
+    start = time.monotonic()
+    ds = datasets.load_mnist(cache_dir=tmp_path, progress=False,
+                             mirrors=[f"{base}/endless/", f"{base}/drip/", f"{base}/mnist/"])
+    assert time.monotonic() - start < 20
+    assert ds.X.shape == (60000, 784) and ds.X_test.shape == (10000, 784)
+    assert hostile.log.count("endless") == hostile.log.count("drip") == 1
+    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(files)
