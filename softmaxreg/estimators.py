@@ -23,7 +23,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    assert_all_finite,
+    check_is_fitted,
+    validate_data,
+)
 from tqdm.auto import tqdm
 
 from . import distributed as _distributed
@@ -85,7 +90,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         sw = self._row_weights(X, y, y_enc, sample_weight)
         X, y_enc, sw = _drop_unweighted(X, y_enc, sw)
         self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        net = self._start_network(X.shape[1], self._dtype(X))
+        net = self._start_network(X.shape[1], self._dtype(X.dtype, X))
         X = _as_network_input(X, net, rows_sliced=self.solver in _MINIBATCH_SOLVERS)
         if self.solver in _MINIBATCH_SOLVERS:
             self._fit_minibatch(net, X, y_enc, sw)
@@ -116,7 +121,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         sw = self._row_weights(X, y, y_enc, sample_weight, partial=True)
         if first:
             self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-            self._set_network(self._new_network(X.shape[1], self._dtype(X)))
+            self._set_network(self._new_network(X.shape[1], self._dtype(X.dtype, X)))
             self.history_ = History()
             self._opt, self._epochs_done = None, 0
         net = self._net
@@ -174,14 +179,14 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             raise ValueError("sample_weight must have a positive sum: every row has weight 0")
         return None if np.all(sw == 1) else sw
 
-    def _dtype(self, X):
+    def _dtype(self, input_dtype, X=None):
         """The network's float type: the input's for full-batch solvers (no float64 copy of X),
-        float32 for minibatch ones (float64 if X exceeds float32's range, 3.4e38), unless
-        ``dtype`` says otherwise."""
+        float32 for minibatch ones (unless the data ``X`` exceed float32's range, 3.4e38),
+        unless ``dtype`` says otherwise."""
         if self.dtype == "auto":
-            top = max(X.max(), -X.min()) if X.size else 0.0
+            top = max(X.max(), -X.min()) if X is not None and X.size else 0.0
             small = self.solver in _MINIBATCH_SOLVERS and top <= np.finfo(np.float32).max
-            return np.float32 if small else X.dtype
+            return np.float32 if small else input_dtype
         return _DTYPES[self.dtype]
 
     def _new_network(self, n_features: int, dtype) -> Network:
@@ -331,24 +336,33 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         self._opt, self._opt_solver = opt.init(net.params), self.solver
 
     # -- prediction --------------------------------------------------------------------------
-    def _validated(self, X):
+    def _logits(self, X) -> np.ndarray:
+        """Z[L] for validated X (n, d[L]).
+
+        NaN or ±inf anywhere in X makes its row of logits non-finite, so X is scanned for them
+        (scikit-learn's error) only when Z is not finite: one pass over X less per prediction.
+        """
         check_is_fitted(self)
-        return validate_data(self, X, accept_sparse=_ACCEPT_SPARSE,
-                             dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(self, X, accept_sparse=_ACCEPT_SPARSE, dtype=[np.float64, np.float32],
+                          reset=False, ensure_all_finite=False)
+        Z = self._net.logits(X)
+        if not np.isfinite(Z).all():
+            assert_all_finite(X.data if sp.issparse(X) else X, input_name="X")
+        return Z
 
     def decision_function(self, X) -> np.ndarray:
         """The logits Z[L] = A[L-1] W[L]ᵀ + b[L]ᵀ: (n, K), or (n,) with two classes."""
         if _distributed.is_dask_collection(X):
             return _distributed.decision_function(self, X)
-        X = self._validated(X)
-        return self._net.decision_function(X)
+        Z = self._logits(X)
+        return Z[:, 0] if Z.shape[1] == 1 else Z
 
     def predict_proba(self, X) -> np.ndarray:
         """Ŷ = softmax(Z[L]), (n, K); with two classes [1 − σ(z), σ(z)]."""
         if _distributed.is_dask_collection(X):
             return _distributed.predict_proba(self, X)
-        X = self._validated(X)
-        return self._net.predict_proba(X)
+        Z = self._logits(X)  # first: it raises NotFittedError before _net is looked up
+        return self._net.proba_from_logits(Z)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """log Ŷ = log_softmax(Z[L]), from the logits rather than the log of a rounded probability.
