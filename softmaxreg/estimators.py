@@ -339,14 +339,17 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
     def _logits(self, X) -> np.ndarray:
         """Z[L] for validated X (n, d[L]).
 
-        NaN or ±inf anywhere in X makes its row of logits non-finite, so X is scanned for them
-        (scikit-learn's error) only when Z is not finite: one pass over X less per prediction.
+        Without hidden layers, NaN or ±inf anywhere in X makes its row of Z = X Wᵀ + bᵀ
+        non-finite (inf·0 and inf − inf are NaN), so X is scanned for them (scikit-learn's error)
+        only when Z is not finite: one pass over X less per prediction.  Hidden layers can map
+        inf to finite values (tanh, relu of −inf), so networks scan X first.
         """
         check_is_fitted(self)
+        linear = len(self._net.layers) == 1
         X = validate_data(self, X, accept_sparse=_ACCEPT_SPARSE, dtype=[np.float64, np.float32],
-                          reset=False, ensure_all_finite=False)
+                          reset=False, ensure_all_finite=not linear)
         Z = self._net.logits(X)
-        if not np.isfinite(Z).all():
+        if linear and not np.isfinite(Z).all():
             assert_all_finite(X.data if sp.issparse(X) else X, input_name="X")
         return Z
 

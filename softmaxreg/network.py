@@ -196,7 +196,8 @@ class Network:
             self.layers[-1].db[...] = 0
         if l2:
             loss += self.penalty(l2)
-            self.grads += l2 * self.params * self.penalty_mask
+            for layer in self.layers:
+                layer.dW += l2 * layer.W  # the weights only: intercepts are not penalised
         return loss, self.grads, Z
 
     def objective(
