@@ -132,12 +132,12 @@ def fixed_cost(client, chunk_counts, reps: int) -> dict:
 
 def _objective(client, X, y):
     """The DaskObjective of softmax regression on (X, y), persisted, and θ = 0."""
-    est = SoftmaxRegression()
-    raw, classes = dist.shard(client, X, y)
+    est, watch = SoftmaxRegression(), dist._Watch(client, 60)
+    raw, classes = dist.shard(watch, X, y)
     dist._set_classes(est, classes, X.shape[1], None)
     net = est._start_network(X.shape[1], np.float32)
-    data = dist.prepare(client, raw, classes, None, np.float32)
-    return dist.DaskObjective(data, net, L2, dist._Watch(client, 60)), np.zeros(net.params.size)
+    data = dist.prepare(watch, raw, classes, None, np.float32)
+    return dist.DaskObjective(data, net, L2, watch), np.zeros(net.params.size)
 
 
 def cluster(n_workers: int):

@@ -149,23 +149,30 @@ class _Watch:
 
     def __init__(self, client, worker_timeout: float):
         self.client, self.worker_timeout = client, worker_timeout
+        try:
+            client.wait_for_workers(1, timeout=worker_timeout)
+        except TimeoutError as exc:
+            raise ClusterError(f"the Dask cluster at {client.scheduler.address} has had no "
+                               f"worker for {worker_timeout:g} s") from exc
         self.workers = set(client.nthreads())
-        if not self.workers:
-            raise ClusterError(f"the Dask cluster at {client.scheduler.address} has no workers")
 
     def result(self, future):
+        return self.gather([future])[0]
+
+    def gather(self, futures: list) -> list:
+        """The futures' results; warns when a worker left, fails when none is left."""
         from dask.distributed import wait
 
         alone_since = None
         while True:
             try:
-                wait(future, timeout=_POLL_S)
+                wait(futures, timeout=_POLL_S)
                 break
             except TimeoutError:
                 alone_since = self._check(alone_since)
         self._check(None)
         try:
-            return future.result()
+            return self.client.gather(futures)
         except Exception as exc:
             if type(exc).__name__ == "KilledWorker":
                 raise ClusterError(f"Dask workers kept dying while computing {exc}; see the "
@@ -179,7 +186,7 @@ class _Watch:
             warnings.warn(
                 f"Dask worker(s) {', '.join(sorted(lost))} left during the fit; their chunks "
                 f"are recomputed from the task graph on the {len(now)} worker(s) left",
-                WorkerLostWarning, stacklevel=5)
+                WorkerLostWarning, stacklevel=6)
         self.workers = now
         if now:
             return None
@@ -332,15 +339,16 @@ def _n_rows(X):
     return X.shape[0]
 
 
-def shard(client, X, y, sample_weight=None):
-    """Persist the data and check it: ((X, y, s) chunk futures, X's dtype, classes present)."""
+def shard(watch: _Watch, X, y, sample_weight=None):
+    """Persist the data and check it: ((X, y, s) chunk futures, classes present)."""
+    client = watch.client
     (Xb, yb, sb), _ = _persist(client, X, y, sample_weight)
     dtype = np.dtype(X.dtype)
     if dtype.kind not in "biuf":
         raise ValueError(f"X has dtype {dtype}; expected numbers")
     sb_or_none = sb if sb is not None else [None] * len(Xb)
-    summaries = client.gather([client.submit(_chunk_summary, Xc, yc, sc)
-                               for Xc, yc, sc in zip(Xb, yb, sb_or_none)])
+    summaries = watch.gather([client.submit(_chunk_summary, Xc, yc, sc)
+                              for Xc, yc, sc in zip(Xb, yb, sb_or_none)])
     if not all(finite for _, finite, _, _ in summaries):
         raise ValueError("Input X contains NaN or infinity")
     if min(s_min for *_, s_min in summaries) < 0:
@@ -349,11 +357,12 @@ def shard(client, X, y, sample_weight=None):
     return (Xb, yb, sb), classes
 
 
-def prepare(client, raw, classes, class_weight, net_dtype) -> ShardedData:
+def prepare(watch: _Watch, raw, classes, class_weight, net_dtype) -> ShardedData:
     """The chunks in the network's dtype, with class indices and row weights (on the workers)."""
+    client = watch.client
     Xb, yb, sb = raw
     K = len(classes)
-    cw = _class_weight_vector(client, raw, classes, class_weight)
+    cw = _class_weight_vector(watch, raw, classes, class_weight)
     parts = [client.submit(_chunk_prepare, Xc, yc, None if sb is None else sb[c], classes, cw,
                            net_dtype, pure=False)
              for c, (Xc, yc) in enumerate(zip(Xb, yb))]
@@ -361,14 +370,14 @@ def prepare(client, raw, classes, class_weight, net_dtype) -> ShardedData:
     y = [client.submit(_item, p, 1, pure=False) for p in parts]
     weighted = sb is not None or cw is not None
     s = [client.submit(_item, p, 2, pure=False) for p in parts] if weighted else None
-    sizes = client.gather([client.submit(_n_rows, Xc, pure=False) for Xc in X])
-    totals = client.gather(_tree_sum(client, [
+    sizes = watch.gather([client.submit(_n_rows, Xc, pure=False) for Xc in X])
+    totals = watch.result(_tree_sum(client, [
         client.submit(_class_totals, yc, None if s is None else s[c], K, pure=False)
         for c, yc in enumerate(y)]))[0]
     if np.count_nonzero(totals) < 2:
         raise ValueError("The data must hold rows of at least 2 classes with a positive "
                          f"sample_weight; only class {classes[totals > 0].tolist()} has any weight")
-    sparse = bool(client.submit(sp.issparse, X[0], pure=False).result())
+    sparse = bool(watch.result(client.submit(sp.issparse, X[0], pure=False)))
     return ShardedData(client, X, y, s, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
                        float(totals.sum()), sparse)
 
@@ -377,7 +386,7 @@ def _item(t, i):
     return t[i]
 
 
-def _class_weight_vector(client, raw, classes, class_weight):
+def _class_weight_vector(watch: _Watch, raw, classes, class_weight):
     """class_weight[k] for k = 0..K−1, with scikit-learn's meaning of "balanced" (the sample
     weights counted in) and 0 for a class without rows; None when there is none."""
     if class_weight is None:
@@ -386,9 +395,8 @@ def _class_weight_vector(client, raw, classes, class_weight):
 
     if class_weight != "balanced":
         return compute_class_weight(class_weight, classes=classes, y=classes)
-    Xb, yb, sb = raw
-    K = len(classes)
-    totals = client.gather(_tree_sum(client, [
+    client, (_, yb, sb), K = watch.client, raw, len(classes)
+    totals = watch.result(_tree_sum(client, [
         client.submit(_encoded_totals, yc, None if sb is None else sb[c], classes, K)
         for c, yc in enumerate(yb)]))[0]
     with np.errstate(divide="ignore"):
@@ -507,12 +515,13 @@ def fit(estimator, X, y, sample_weight=None, *, client=None,
     client = _current_client(client)
     columns = getattr(X, "columns", None)
     X = _as_dask_array(X, "X")
-    raw, classes = shard(client, X, y, sample_weight)
+    watch = _Watch(client, worker_timeout)
+    raw, classes = shard(watch, X, y, sample_weight)
     _set_classes(estimator, classes, X.shape[1], columns)
     estimator._seed = int(_random_state(estimator).randint(2**31 - 1))
     net = estimator._start_network(X.shape[1], estimator._dtype(np.dtype(X.dtype)))
-    data = prepare(client, raw, classes, estimator.class_weight, net.dtype)
-    watch = _Watch(client, worker_timeout)
+    data = prepare(watch, raw, classes, estimator.class_weight, net.dtype)
+    del raw  # the prepared chunks stay; the raw ones can go (and be recomputed if need be)
     if estimator.solver in _MINIBATCH_SOLVERS:
         _fit_minibatch(estimator, net, data, watch)
     else:
