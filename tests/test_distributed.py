@@ -220,6 +220,18 @@ def test_cli_joins_a_running_scheduler(client, capsys):
     assert "test       accuracy" in out.out
 
 
+@pytest.mark.slow
+def test_cli_starts_and_stops_a_local_cluster(capsys, tmp_path):
+    """--dask local:1: one worker process on 127.0.0.1 for the fit, the same model as without."""
+    code = main(["train", "--dask", "local:1", "--quiet", "--out", str(tmp_path / "d.npz")])
+    assert code == 0, capsys.readouterr().err
+    assert main(["train", "--quiet", "--out", str(tmp_path / "m.npz")]) == 0
+    from softmaxreg.persistence import load
+
+    got, ref = load(tmp_path / "d.npz"), load(tmp_path / "m.npz")
+    assert _rel(got.coef_, ref.coef_) < 1e-3  # float32 sums in another order, stopped at tol 1e-4
+
+
 def test_cli_unreachable_scheduler_exits_with_an_error(capsys, monkeypatch):
     monkeypatch.setattr(dist, "CONNECT_TIMEOUT_S", 2.0)
     with socket_nobody_listens_on() as port:
