@@ -6,14 +6,14 @@ Solvers know nothing of networks or estimators: they see only the objective.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 import scipy.optimize
 from numpy.typing import NDArray
-from threadpoolctl import ThreadpoolController
+
+from ._threads import one_blas_thread
 
 Objective = Callable[[NDArray[np.float64]], tuple[float, NDArray[np.float64]]]
 Callback = Callable[[int, float], None]
@@ -103,7 +103,6 @@ class BlockPreconditioner:
         return self._join(self._split(g) @ self.L_inv.T)
 
 
-@contextmanager
 def _scipy_blas_single_threaded():
     """Run scipy's own OpenBLAS on one thread for the duration of a solve.
 
@@ -112,16 +111,7 @@ def _scipy_blas_single_threaded():
     objective evaluation measured 0.4 ms alone and 8 ms inside L-BFGS-B on digits.  The
     L-BFGS-B updates are tiny, so one thread costs them nothing.
     """
-    controllers = [c for c in ThreadpoolController().lib_controllers
-                   if "scipy.libs" in (c.filepath or "") and c.user_api == "blas"]
-    before = [c.num_threads for c in controllers]
-    for c in controllers:
-        c.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for c, n in zip(controllers, before):
-            c.set_num_threads(n)
+    return one_blas_thread(lambda path: "scipy.libs" in path)
 
 
 Stage = tuple["int | None", Callable[[NDArray[np.float64]], "BlockPreconditioner | None"]]

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from ._threads import one_blas_thread
 from .exceptions import TrainingDivergedError
 from .network import Network
 from .optim import Schedule
@@ -228,7 +228,7 @@ def _blas_threads_for(net: Network, batch_size: int):
     """
     widths = net.layer_sizes
     largest = batch_size * max(a * b for a, b in zip(widths[:-1], widths[1:]))
-    return threadpool_limits(1, user_api="blas") if largest < SMALL_STEP_MACS else nullcontext()
+    return one_blas_thread() if largest < SMALL_STEP_MACS else nullcontext()
 
 
 def _loop(run: Run, schedule, X, y, sample_weight, validation, callbacks, hooks) -> None:

@@ -1,0 +1,41 @@
+"""BLAS thread limits that nest and overlap safely across Python threads.
+
+threadpoolctl's limits are process-wide and each context restores what it saw on entry, so two
+overlapping limits in two threads can leave the process limited for good.  Here every library
+keeps a count of the holders: the first one in lowers it to one thread, the last one out
+restores the original setting.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from threadpoolctl import ThreadpoolController
+
+_lock = threading.Lock()
+_held: dict[str, list[int]] = {}  # library path -> [holders, original number of threads]
+
+
+@contextmanager
+def one_blas_thread(select: Callable[[str], bool] = lambda path: True) -> Iterator[None]:
+    """Run the BLAS libraries whose file path ``select`` accepts on one thread, for the block."""
+    with _lock:
+        mine = [c for c in ThreadpoolController().lib_controllers
+                if c.user_api == "blas" and select(c.filepath or "")]
+        for c in mine:
+            entry = _held.setdefault(c.filepath, [0, c.num_threads])
+            if entry[0] == 0:
+                entry[1] = c.num_threads
+                c.set_num_threads(1)
+            entry[0] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            for c in mine:
+                entry = _held[c.filepath]
+                entry[0] -= 1
+                if entry[0] == 0:
+                    c.set_num_threads(entry[1])
