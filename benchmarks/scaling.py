@@ -133,7 +133,7 @@ def fixed_cost(client, chunk_counts, reps: int) -> dict:
 def _objective(client, X, y):
     """The DaskObjective of softmax regression on (X, y), persisted, and θ = 0."""
     est, watch = SoftmaxRegression(), dist._Watch(client, 60)
-    raw, classes = dist.shard(watch, X, y)
+    raw, classes, _ = dist.shard(watch, X, y)
     dist._set_classes(est, classes, X.shape[1], None)
     net = est._start_network(X.shape[1], np.float32)
     data = dist.prepare(watch, raw, classes, None, np.float32)

@@ -248,6 +248,7 @@ class ShardedData:
     offsets: NDArray[np.int64]  # (n_chunks + 1,): chunk c holds rows offsets[c]:offsets[c+1]
     total_weight: float
     sparse: bool
+    top: float = 0.0  # max |x|: whether squares overflow (the preconditioner's Gram)
 
     @property
     def n(self) -> int:
@@ -305,13 +306,13 @@ def _block_keys(a) -> list:
 
 
 def _chunk_summary(X, y, s):
-    """(labels present, all features finite?, Σ s, smallest s) of one chunk."""
+    """(labels present, all features finite?, largest |x|, smallest s) of one chunk."""
     values = X.data if sp.issparse(X) else X
     finite = bool(np.isfinite(values).all()) if values.dtype.kind == "f" else True
+    top = float(np.max(np.abs(values))) if values.size else 0.0
     labels = np.unique(np.asarray(y))
-    s_sum = float(len(y) if s is None else np.sum(s))
     s_min = 1.0 if s is None or len(s) == 0 else float(np.min(s))
-    return labels, finite, s_sum, s_min
+    return labels, finite, top, s_min
 
 
 def _chunk_prepare(X, y, s, classes, class_weight, dtype):
@@ -340,7 +341,7 @@ def _n_rows(X):
 
 
 def shard(watch: _Watch, X, y, sample_weight=None):
-    """Persist the data and check it: ((X, y, s) chunk futures, classes present)."""
+    """Persist the data and check it: ((X, y, s) chunk futures, classes present, max |x|)."""
     client = watch.client
     (Xb, yb, sb), _ = _persist(client, X, y, sample_weight)
     dtype = np.dtype(X.dtype)
@@ -354,7 +355,7 @@ def shard(watch: _Watch, X, y, sample_weight=None):
     if min(s_min for *_, s_min in summaries) < 0:
         raise ValueError("Negative values in data passed to `sample_weight`")
     classes = np.unique(np.concatenate([labels for labels, *_ in summaries]))
-    return (Xb, yb, sb), classes
+    return (Xb, yb, sb), classes, max(top for _, _, top, _ in summaries)
 
 
 def prepare(watch: _Watch, raw, classes, class_weight, net_dtype) -> ShardedData:
@@ -419,21 +420,28 @@ def _chunk_loss_grad(spec: _Spec, theta, X, y, s):
     return m * J, m * g, m
 
 
-def _chunk_gram(spec: _Spec, theta, X, s, floor: float, diagonal: bool):
+def _chunk_gram(spec: _Spec, theta, X, s, floor: float, diagonal: bool, wide: bool):
     """(Σ_i v_i x_i x_iᵀ or its diagonal, Σ_i v_i x_i, Σ_i v_i) of one chunk, float64 sums of
-    row blocks in X's precision (as ``BlockPreconditioner.from_gram``), with v_i = s_i, or
-    v_i = s_i max(κ_i, floor) with κ_i the logits' curvature at θ when θ is given."""
+    row blocks in X's precision (``wide``: float64), as ``BlockPreconditioner.from_gram``, with
+    v_i = s_i, or v_i = s_i max(κ_i, floor) with κ_i the logits' curvature at θ when θ is
+    given."""
     v = np.ones(X.shape[0]) if s is None else np.asarray(s, dtype=np.float64)
     if theta is not None:
         v = v * np.maximum(spec.network(theta).logit_curvature(X), floor)
     d = X.shape[1]
     G, g = np.zeros(d if diagonal else (d, d)), np.zeros(d)
     for a in range(0, X.shape[0], _GRAM_ROWS):
-        Xb, vb = X[a: a + _GRAM_ROWS], v[a: a + _GRAM_ROWS].astype(X.dtype)
+        Xb = X[a: a + _GRAM_ROWS].astype(np.float64) if wide else X[a: a + _GRAM_ROWS]
+        vb = v[a: a + _GRAM_ROWS].astype(Xb.dtype)
         Xv = Xb * vb[:, None]
         G += np.einsum("ij,ij->j", Xb, Xv) if diagonal else Xb.T @ Xv
         g += Xv.sum(axis=0)
     return G, g, float(v.sum())
+
+
+def _fits(dtype, n: int) -> float:
+    """The largest |x| whose squares summed over n rows stay finite in ``dtype``."""
+    return float(np.sqrt(np.finfo(dtype).max / n))
 
 
 def _preconditioner(G, g, g0, l2: float, n_classes: int, fit_intercept: bool, diagonal: bool):
@@ -488,8 +496,9 @@ class DaskObjective:
         (θ None: the Hessian bound) or w_i = s_i max(κ_i(θ), floor) / Σ s (the curvature at θ),
         from one pass over the chunks."""
         data, client = self.data, self.data.client
+        wide = data.top > _fits(self.net.dtype, data.n)
         parts = [client.submit(_chunk_gram, self.spec, theta, data.X[c],
-                               None if data.s is None else data.s[c], floor, diagonal,
+                               None if data.s is None else data.s[c], floor, diagonal, wide,
                                pure=False) for c in range(len(data.X))]
         G, g, g0 = self.watch.result(_tree_sum(client, parts))
         scale = weight / data.total_weight
@@ -516,11 +525,13 @@ def fit(estimator, X, y, sample_weight=None, *, client=None,
     columns = getattr(X, "columns", None)
     X = _as_dask_array(X, "X")
     watch = _Watch(client, worker_timeout)
-    raw, classes = shard(watch, X, y, sample_weight)
+    raw, classes, top = shard(watch, X, y, sample_weight)
     _set_classes(estimator, classes, X.shape[1], columns)
     estimator._seed = int(_random_state(estimator).randint(2**31 - 1))
-    net = estimator._start_network(X.shape[1], estimator._dtype(np.dtype(X.dtype)))
+    dtype = estimator._dtype(np.dtype(X.dtype), np.array([top]))  # the range decides, as in memory
+    net = estimator._start_network(X.shape[1], dtype)
     data = prepare(watch, raw, classes, estimator.class_weight, net.dtype)
+    data.top = top
     del raw  # the prepared chunks stay; the raw ones can go (and be recomputed if need be)
     if estimator.solver in _MINIBATCH_SOLVERS:
         _fit_minibatch(estimator, net, data, watch)
@@ -580,7 +591,8 @@ def _lbfgs_stages(estimator, fun: DaskObjective) -> list:
 
     net = fun.net
     if (not isinstance(estimator, SoftmaxRegression) or fun.data.sparse
-            or net.layer_sizes[0] > _MAX_PRECONDITIONED_FEATURES):
+            or net.layer_sizes[0] > _MAX_PRECONDITIONED_FEATURES
+            or fun.data.top > _fits(np.float64, fun.data.n)):  # squares overflow even float64
         return [(None, lambda theta: None)]
     bound = 0.5 if net.output == "softmax" else 0.25
     return [(_DIAGONAL_STAGE_ITERATIONS,
