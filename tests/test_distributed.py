@@ -142,6 +142,17 @@ def test_predictions_are_lazy_dask_arrays(client):
         model.predict(Xd[:, :5])
 
 
+def test_fista_elastic_net_equals_in_memory(client):
+    """The proximal solver sees the same objective: the same exact zeros, the same weights."""
+    X, y = _problem(n=600, d=8, seed=11)
+    kw = dict(solver="fista", l1_ratio=0.7, C=0.05, tol=1e-6, max_iter=2000)
+    ref = SoftmaxRegression(**kw).fit(X, y)
+    got = SoftmaxRegression(**kw).fit(_chunks(X, 200), y)
+    assert np.any(ref.coef_ == 0)
+    np.testing.assert_array_equal(got.coef_ == 0, ref.coef_ == 0)
+    assert _rel(got.coef_, ref.coef_) < RTOL
+
+
 # -- networks -------------------------------------------------------------------------------------
 def test_network_full_batch_equals_single_machine(client):
     X, y = _problem(n=900, seed=8)
@@ -279,3 +290,4 @@ def test_no_worker_left_is_an_error_not_a_hang(client, monkeypatch):
         with pytest.raises(dist.ClusterError, match="no Dask worker"):
             watch.result(never)
     never.cancel()
+
