@@ -23,12 +23,12 @@ import gc
 import json
 import os
 import platform
-import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import run  # noqa: E402  (benchmarks/run.py, beside this file)
 from threadpoolctl import threadpool_limits
 
 from softmaxreg import SoftmaxRegression
@@ -49,12 +49,7 @@ def base(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
 
 def median_time(fn, reps: int) -> float:
     fn()  # warm up: caches, lazy imports, the workers' first task
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return run.median_time(fn, reps)
 
 
 # -- in memory ------------------------------------------------------------------------------------

@@ -47,7 +47,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
@@ -429,15 +428,7 @@ def _chunk_gram(spec: _Spec, theta, X, s, floor: float, diagonal: bool, wide: bo
     v = np.ones(X.shape[0]) if s is None else np.asarray(s, dtype=np.float64)
     if theta is not None:
         v = v * np.maximum(spec.network(theta).logit_curvature(X), floor)
-    d = X.shape[1]
-    G, g = np.zeros(d if diagonal else (d, d)), np.zeros(d)
-    for a in range(0, X.shape[0], _GRAM_ROWS):
-        Xb = X[a: a + _GRAM_ROWS].astype(np.float64) if wide else X[a: a + _GRAM_ROWS]
-        vb = v[a: a + _GRAM_ROWS].astype(Xb.dtype)
-        Xv = Xb * vb[:, None]
-        G += np.einsum("ij,ij->j", Xb, Xv) if diagonal else Xb.T @ Xv
-        g += Xv.sum(axis=0)
-    return G, g, float(v.sum())
+    return solvers.gram_sums(X, v, diagonal, np.float64 if wide else None, _GRAM_ROWS)
 
 
 def _fits(dtype, n: int) -> float:
@@ -446,19 +437,8 @@ def _fits(dtype, n: int) -> float:
 
 
 def _preconditioner(G, g, g0, l2: float, n_classes: int, fit_intercept: bool, diagonal: bool):
-    """B = X̃ᵀ diag(w) X̃ + l2 D from its sums, and its factor: the assembly of
-    ``BlockPreconditioner.from_gram`` (which sums over rows in memory)."""
-    d = len(g)
-    B = np.zeros((d + fit_intercept,) * 2)
-    B[:d, :d] = np.diag(G) if diagonal else G
-    if fit_intercept:
-        if not diagonal:
-            B[:d, d] = B[d, :d] = g
-        B[d, d] = g0
-    B[np.arange(d), np.arange(d)] += l2
-    B[np.diag_indices_from(B)] += 1e-10 * np.trace(B) / len(B)  # constant or duplicate columns
-    L = np.diag(np.sqrt(np.diag(B))) if diagonal else scipy.linalg.cholesky(B, lower=True)
-    return solvers.BlockPreconditioner(L, n_classes, fit_intercept)
+    """The preconditioner from the sums gathered over the chunks (``gram_sums`` per chunk)."""
+    return solvers.BlockPreconditioner.from_sums(G, g, g0, l2, n_classes, fit_intercept, diagonal)
 
 
 class DaskObjective:

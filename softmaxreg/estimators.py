@@ -595,16 +595,17 @@ class SoftmaxRegression(_SoftmaxBase):
         top, fits = max(X.max(), -X.min()), lambda dtype: np.sqrt(np.finfo(dtype).max / len(X))
         if top > fits(np.float64):
             return [(None, lambda theta: None)]
-        G = X.astype(np.float64) if top > fits(X.dtype) else X
+        wide = np.float64 if top > fits(X.dtype) else None  # per row block, not a copy of X
 
         def diagonal(theta):
-            return solvers.BlockPreconditioner.from_gram(G, bound * w, l2, K, fit_intercept,
-                                                         diagonal=True)
+            return solvers.BlockPreconditioner.from_gram(X, bound * w, l2, K, fit_intercept,
+                                                         diagonal=True, dtype=wide)
 
         def curvature(theta):
             net.params[...] = theta
             kappa = np.maximum(net.logit_curvature(X), 1e-4 * bound)
-            return solvers.BlockPreconditioner.from_gram(G, w * kappa, l2, K, fit_intercept)
+            return solvers.BlockPreconditioner.from_gram(X, w * kappa, l2, K, fit_intercept,
+                                                         dtype=wide)
 
         return [(_DIAGONAL_STAGE_ITERATIONS, diagonal), (None, curvature)]
 

@@ -28,6 +28,22 @@ class SolverResult:
     message: str
 
 
+def gram_sums(X, w, diagonal: bool = False, dtype=None, block_rows: int = 2048):
+    """(Σ_i w_i x_i x_iᵀ — or its diagonal —, Σ_i w_i x_i, Σ_i w_i), summed in float64 over row
+    blocks computed in X's precision (or ``dtype``, where squares would overflow it): no
+    temporary the size of X.  (d, d) or (d,), (d,), float."""
+    n, d = X.shape
+    G, g = np.zeros(d if diagonal else (d, d)), np.zeros(d)
+    w = np.asarray(w, dtype=np.float64)
+    for a in range(0, n, block_rows):
+        Xb = X[a:a + block_rows]
+        Xb = Xb.astype(dtype) if dtype is not None else Xb
+        Xw = Xb * w[a:a + block_rows].astype(Xb.dtype)[:, None]
+        G += np.einsum("ij,ij->j", Xb, Xw) if diagonal else Xb.T @ Xw
+        g += Xw.sum(axis=0)
+    return G, g, float(w.sum())
+
+
 class BlockPreconditioner:
     """The linear change of variables W̃ = U L⁻¹ for one dense layer, with B = L Lᵀ.
 
@@ -43,35 +59,36 @@ class BlockPreconditioner:
         self.L_inv = scipy.linalg.solve_triangular(L, np.eye(len(L)), lower=True)
 
     @classmethod
-    def from_gram(cls, X, w, l2: float, n_classes: int, fit_intercept: bool = True,
-                  diagonal: bool = False, block_rows: int = 2048) -> BlockPreconditioner:
-        """B = X̃ᵀ diag(w) X̃ + l2 D  (D = 1 on weights, 0 on the intercept), or its diagonal.
+    def from_sums(cls, G, g, g0: float, l2: float, n_classes: int, fit_intercept: bool = True,
+                  diagonal: bool = False) -> BlockPreconditioner:
+        """B = [[G + l2 I, g], [gᵀ, g0]] factored, from the sums of :func:`gram_sums`.
 
-        With w_i = (row weight) × (curvature of the loss in one logit) this bounds or
-        approximates the Hessian block of each class: the bound ½ (softmax) or ¼ (sigmoid), or
-        the curvature at the current point, which is far smaller on well-classified rows.
-        Accumulated over row blocks (no temporary the size of X), in X's precision.
+        ``diagonal``: G is the vector of its diagonal and only diag(B) is used (L = √diag B).
         """
-        n, d = X.shape
+        d = len(g)
         B = np.zeros((d + fit_intercept,) * 2)
-        for a in range(0, n, block_rows):
-            Xb, wb = X[a:a + block_rows], w[a:a + block_rows].astype(X.dtype)
-            Xw = Xb * wb[:, None]
-            if diagonal:
-                B[np.arange(d), np.arange(d)] += np.einsum("ij,ij->j", Xb, Xw)
-            else:
-                B[:d, :d] += Xb.T @ Xw
-            if fit_intercept:
-                B[:d, d] += Xw.sum(axis=0)
+        B[:d, :d] = np.diag(G) if diagonal else G
         if fit_intercept:
-            B[d, :d] = B[:d, d] if not diagonal else 0
-            B[:d, d] = B[d, :d]
-            B[d, d] = w.sum()
+            if not diagonal:
+                B[:d, d] = B[d, :d] = g
+            B[d, d] = g0
         B[np.arange(d), np.arange(d)] += l2
         B[np.diag_indices_from(B)] += 1e-10 * np.trace(B) / len(B)  # constant or duplicate columns
         if diagonal:
             return cls(np.diag(np.sqrt(np.diag(B))), n_classes, fit_intercept)
         return cls(scipy.linalg.cholesky(B, lower=True), n_classes, fit_intercept)
+
+    @classmethod
+    def from_gram(cls, X, w, l2: float, n_classes: int, fit_intercept: bool = True,
+                  diagonal: bool = False, dtype=None) -> BlockPreconditioner:
+        """B = X̃ᵀ diag(w) X̃ + l2 D  (D = 1 on weights, 0 on the intercept), or its diagonal.
+
+        With w_i = (row weight) × (curvature of the loss in one logit) this bounds or
+        approximates the Hessian block of each class: the bound ½ (softmax) or ¼ (sigmoid), or
+        the curvature at the current point, which is far smaller on well-classified rows.
+        """
+        return cls.from_sums(*gram_sums(X, w, diagonal, dtype), l2, n_classes, fit_intercept,
+                             diagonal)
 
     @classmethod
     def from_hessian_bound(cls, X, w, l2: float, curvature: float, n_classes: int,
