@@ -328,11 +328,13 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
     def _new_optimizer(self, net: Network) -> None:
         """The optimiser of ``solver``, with fresh state; it lives on as long as the fit."""
         if self.solver == "sgd":
-            opt = optim.SGD(momentum=self.momentum, nesterov=self.nesterovs_momentum)
-        else:
-            decay = getattr(self, "weight_decay", 0.0) if self.solver == "adamw" else 0.0
-            opt = optim.Adam(self.beta_1, self.beta_2, self.epsilon, weight_decay=decay,
-                             decay_mask=net.penalty_mask)
+            kwargs = {"momentum": self.momentum, "nesterov": self.nesterovs_momentum}
+        else:  # Adam's decoupled decay (AdamW) acts on the weights only, as the L2 penalty does
+            kwargs = {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                      "decay_mask": net.penalty_mask}
+            if self.solver == "adamw" and self.weight_decay is not None:
+                kwargs["weight_decay"] = self.weight_decay
+        opt = optim.make_optimizer(self.solver, **kwargs)
         self._opt, self._opt_solver = opt.init(net.params), self.solver
 
     # -- prediction --------------------------------------------------------------------------
@@ -476,7 +478,7 @@ class SoftmaxRegression(_SoftmaxBase):
     ``class_weight``, ``max_iter`` (iterations of a full-batch solver, or epochs of a minibatch
     one), ``tol``, ``warm_start``, ``random_state``.  ``solver`` is "lbfgs" (full batch, the
     default, smooth objectives only), "fista" (full-batch proximal gradient: any ``l1_ratio``,
-    exact zeros in ``coef_``), or "sgd", "adam", "adamw" (minibatches of ``batch_size`` rows,
+    exact zeros in ``coef_``), or "sgd", "adam" (minibatches of ``batch_size`` rows,
     learning rate ``learning_rate_init`` under the schedule ``learning_rate``: "constant", "step"
     or "cosine" over ``max_iter`` epochs); the minibatch solvers also offer ``partial_fit``.
     """
@@ -485,7 +487,7 @@ class SoftmaxRegression(_SoftmaxBase):
         "C": [Interval(Real, 0, None, closed="neither")],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "fit_intercept": ["boolean"],
-        "solver": [StrOptions({"lbfgs", "fista", "sgd", "adam", "adamw"})],
+        "solver": [StrOptions({"lbfgs", "fista", "sgd", "adam"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
@@ -623,6 +625,8 @@ class SoftmaxNetwork(_SoftmaxBase):
     training set for ``solver="lbfgs"``, where the penalty is MLPClassifier's α/(2 Σ s)).
     Parameter names follow ``sklearn.neural_network.MLPClassifier`` wherever they mean the same.
     ``coefs_[l]`` is ``W[l+1]ᵀ`` of shape (d_in, d_out), as in scikit-learn.
+    ``solver="adamw"`` adds Adam's decoupled weight decay ``weight_decay`` (None: AdamW's
+    usual 0.01) on the weights only.
     """
 
     _parameter_constraints = {
@@ -632,7 +636,7 @@ class SoftmaxNetwork(_SoftmaxBase):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions({"relu", "leaky_relu", "tanh", "sigmoid", "identity"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left"), None],
     }
 
     def __init__(
@@ -653,7 +657,7 @@ class SoftmaxNetwork(_SoftmaxBase):
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
-        weight_decay=0.0,
+        weight_decay=None,
         early_stopping=False,
         validation_fraction=0.1,
         class_weight=None,

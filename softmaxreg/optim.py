@@ -140,9 +140,6 @@ def cosine(lr: float, n_epochs: int, lr_min: float = 0.0) -> Schedule:
     return lambda epoch: lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(epoch, E) / E))
 
 
-SCHEDULES = {"constant": constant, "step": step_decay, "cosine": cosine}
-
-
 def make_schedule(name: str, lr: float, n_epochs: int) -> Schedule:
     """The schedule called ``name`` (constant, step, cosine) starting from ``lr``."""
     if name == "constant":
@@ -151,7 +148,8 @@ def make_schedule(name: str, lr: float, n_epochs: int) -> Schedule:
         return step_decay(lr, step_size=max(n_epochs // 3, 1), gamma=0.1)
     if name == "cosine":
         return cosine(lr, n_epochs)
-    raise ValueError(f"unknown learning-rate schedule {name!r}: expected one of {list(SCHEDULES)}")
+    raise ValueError(
+        f"unknown learning-rate schedule {name!r}: expected 'constant', 'step' or 'cosine'")
 
 
 def make_optimizer(name: str, **kwargs) -> SGD | Adam:

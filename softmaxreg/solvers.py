@@ -90,13 +90,6 @@ class BlockPreconditioner:
         return cls.from_sums(*gram_sums(X, w, diagonal, dtype), l2, n_classes, fit_intercept,
                              diagonal)
 
-    @classmethod
-    def from_hessian_bound(cls, X, w, l2: float, curvature: float, n_classes: int,
-                           fit_intercept: bool = True) -> BlockPreconditioner:
-        """B = c X̃ᵀ diag(w) X̃ + l2 D with c the bound on the curvature of the loss in one logit
-        (½ for softmax, ¼ for the sigmoid): the Hessian is bounded by I_K ⊗ B."""
-        return cls.from_gram(X, curvature * np.asarray(w), l2, n_classes, fit_intercept)
-
     def _split(self, theta):
         K, d = self.K, self.L.shape[0] - self.fit_intercept
         W = theta[: K * d].reshape(K, d)

@@ -11,7 +11,7 @@ import hashlib
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,6 @@ class TrainSettings:
     test_fraction: float = 0.25
     data_dir: str | None = None
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -528,3 +528,16 @@ def test_fista_without_l1_finds_the_lbfgs_solution(iris):
     fista = SoftmaxRegression(solver="fista", tol=1e-8, max_iter=100_000).fit(*iris)
     lbfgs_model = SoftmaxRegression(tol=1e-8, max_iter=10_000).fit(*iris)
     _assert_close_rel(fista.coef_, lbfgs_model.coef_, 1e-4)
+
+
+def test_adamw_decays_the_weights_and_is_a_network_solver():
+    X, y = load_iris(return_X_y=True)
+    common = dict(hidden_layer_sizes=(8,), max_iter=30, learning_rate_init=0.01, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        adam = SoftmaxNetwork(solver="adam", **common).fit(X, y)
+        adamw = SoftmaxNetwork(solver="adamw", weight_decay=0.5, **common).fit(X, y)
+    norm = [sum(float(np.sum(W * W)) for W in m.coefs_) for m in (adam, adamw)]
+    assert norm[1] < 0.9 * norm[0]  # the decoupled decay shrinks the weights
+    with pytest.raises(ValueError, match="solver"):
+        SoftmaxRegression(solver="adamw").fit(X, y)  # its regulariser is C, not a second decay

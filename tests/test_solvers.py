@@ -25,7 +25,7 @@ def softmax_regression_problem(n=80, d=4, K=3, seed=0, scale=None):
 
 
 def preconditioner_for(X, w, l2, K, fit_intercept=True):
-    return BlockPreconditioner.from_hessian_bound(X, w, l2, 0.5, K, fit_intercept)
+    return BlockPreconditioner.from_gram(X, 0.5 * w, l2, K, fit_intercept)  # the Hessian bound
 
 
 # -- L-BFGS ----------------------------------------------------------------------------------
