@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from . import distributed as _distributed
 from . import optim, proximal, solvers
+from .activations import ACTIVATIONS
 from .exceptions import TrainingDivergedError
 from .functional import log_softmax
 from .network import Network
@@ -41,15 +42,17 @@ from .training import History, TrainConfig, train
 _MAX_PRECONDITIONED_FEATURES = 4096
 _DIAGONAL_STAGE_ITERATIONS = 25  # MNIST: 25 diagonal + 60 curvature ≈ half of 163 with the bound
 _DTYPES = {"float32": np.float32, "float64": np.float64}
-_MINIBATCH_SOLVERS = ("sgd", "adam", "adamw")
+MINIBATCH_SOLVERS = ("sgd", "adam", "adamw")
+REGRESSION_SOLVERS = ("lbfgs", "fista", "sgd", "adam")  # SoftmaxRegression's
+NETWORK_SOLVERS = ("lbfgs", "sgd", "adam", "adamw")  # SoftmaxNetwork's
 _ACCEPT_SPARSE = ("csr", "csc")
 
 
 def _has_minibatch_solver(estimator) -> bool:
     """``partial_fit`` exists only with a minibatch solver, as in MLPClassifier."""
-    if estimator.solver not in _MINIBATCH_SOLVERS:
+    if estimator.solver not in MINIBATCH_SOLVERS:
         raise AttributeError(
-            f"partial_fit is only available for the minibatch solvers {_MINIBATCH_SOLVERS}; "
+            f"partial_fit is only available for the minibatch solvers {MINIBATCH_SOLVERS}; "
             f"solver={estimator.solver!r} works on the whole data at once"
         )
     return True
@@ -91,8 +94,8 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         X, y_enc, sw = _drop_unweighted(X, y_enc, sw)
         self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         net = self._start_network(X.shape[1], self._dtype(X.dtype, X))
-        X = _as_network_input(X, net, rows_sliced=self.solver in _MINIBATCH_SOLVERS)
-        if self.solver in _MINIBATCH_SOLVERS:
+        X = _as_network_input(X, net, rows_sliced=self.solver in MINIBATCH_SOLVERS)
+        if self.solver in MINIBATCH_SOLVERS:
             self._fit_minibatch(net, X, y_enc, sw)
         else:
             self._fit_full_batch(net, X, y_enc, sw)
@@ -185,7 +188,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         unless ``dtype`` says otherwise."""
         if self.dtype == "auto":
             top = max(X.max(), -X.min()) if X is not None and X.size else 0.0
-            small = self.solver in _MINIBATCH_SOLVERS and top <= np.finfo(np.float32).max
+            small = self.solver in MINIBATCH_SOLVERS and top <= np.finfo(np.float32).max
             return np.float32 if small else input_dtype
         return _DTYPES[self.dtype]
 
@@ -487,14 +490,14 @@ class SoftmaxRegression(_SoftmaxBase):
         "C": [Interval(Real, 0, None, closed="neither")],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "fit_intercept": ["boolean"],
-        "solver": [StrOptions({"lbfgs", "fista", "sgd", "adam"})],
+        "solver": [StrOptions(set(REGRESSION_SOLVERS))],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "step", "cosine"})],
+        "learning_rate": [StrOptions(set(optim.SCHEDULES))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither"), None],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "nesterovs_momentum": ["boolean"],
@@ -632,9 +635,9 @@ class SoftmaxNetwork(_SoftmaxBase):
     _parameter_constraints = {
         **{k: v for k, v in SoftmaxRegression._parameter_constraints.items()
            if k not in ("C", "l1_ratio", "fit_intercept")},
-        "solver": [StrOptions({"lbfgs", "sgd", "adam", "adamw"})],
+        "solver": [StrOptions(set(NETWORK_SOLVERS))],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"relu", "leaky_relu", "tanh", "sigmoid", "identity"})],
+        "activation": [StrOptions(set(ACTIVATIONS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left"), None],
     }

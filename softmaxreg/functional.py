@@ -27,6 +27,7 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_grad",
     "sigmoid_binary_cross_entropy",
+    "labels_from_logits",
 ]
 
 
@@ -210,3 +211,14 @@ def binary_cross_entropy_grad(
 ) -> NDArray[np.floating]:
     """∂J/∂z = (σ(z) − y)/n (weighted: s_i (σ(z_i) − y_i) / Σ s)."""
     return sigmoid_binary_cross_entropy(z, y, sample_weight)[1]
+
+
+def labels_from_logits(Z: ArrayLike) -> NDArray[np.intp]:
+    """ŷ_i = argmax_k z_ik, as indices 0..K−1: (n, K) -> (n,).
+
+    One sigmoid unit (Z of shape (n,) or (n, 1)) decides class 1 where z > 0, i.e. σ(z) > ½.
+    """
+    Z = np.asarray(Z)
+    if Z.ndim == 1 or Z.shape[1] == 1:
+        return (Z.reshape(-1) > 0).astype(np.intp)
+    return Z.argmax(axis=1)

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 Array = NDArray[np.floating]
 Schedule = Callable[[int], float]
+SCHEDULES = ("constant", "step", "cosine")  # the names make_schedule knows
 
 
 def _restore(current: Array | None, saved) -> Array:
