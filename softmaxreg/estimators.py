@@ -487,7 +487,7 @@ class SoftmaxRegression(_SoftmaxBase):
     """
 
     _parameter_constraints = {
-        "C": [Interval(Real, 0, None, closed="neither")],
+        "C": [Interval(Real, 0, None, closed="right")],  # C = inf: no penalty
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "fit_intercept": ["boolean"],
         "solver": [StrOptions(set(REGRESSION_SOLVERS))],
