@@ -1,23 +1,21 @@
-"""Training on Dask: the data stay on the workers, only θ and ∇J travel.
+"""Rows on Dask: the data stay on the workers, only θ and ∇J travel.
 
-The objective is the mean form of :mod:`softmaxreg.network`, split over row chunks c:
+:class:`DaskRows` is a backend of :mod:`softmaxreg.objective`: each row chunk c lives on a
+worker as a :class:`~softmaxreg.objective.MemoryRows` and returns its partial sums
 
-    J(θ) = (1 / Σ_i s_i) Σ_c Σ_{i∈c} s_i CE_i(θ) + (l2 / 2) Σ_l ‖W[l]‖²
+    (Σ_{i∈c} s_i CE_i, Σ_{i∈c} s_i ∇CE_i, Σ_{i∈c} s_i)
 
-Each chunk returns its partial sums (Σ_{i∈c} s_i CE_i, Σ_{i∈c} s_i ∇CE_i, Σ_{i∈c} s_i); a tree
-reduction on the workers adds them, and the client divides by Σ s and adds the penalty.  The
-sums are the in-memory sums in another order, so a fit here equals the in-memory fit of the same
-data up to rounding (float64: far below the solver's tolerance).
+which a tree reduction adds on the workers.  The objective (division by Σ s, the penalty), the
+solvers, the training loop and the estimators are the in-memory ones: the sums are the in-memory
+sums in another order, so a fit here equals the in-memory fit of the same data up to rounding
+(float64: far below the solver's tolerance).
 
-Full batch (``lbfgs``, ``fista``): one evaluation of J and ∇J per solver step.  The
-preconditioners of :class:`~softmaxreg.solvers.BlockPreconditioner` need B = X̃ᵀ diag(w) X̃,
-(d + 1) × (d + 1): each chunk returns its part once per stage of the staged L-BFGS that
-SoftmaxRegression uses (its diagonal, then the curvature-weighted matrix).
-
+Full batch (``lbfgs``, ``fista``): one evaluation of J and ∇J per solver step; the staged
+preconditioner asks for the Gram sums X̃ᵀ diag(w) X̃, (d + 1) × (d + 1), once per stage.
 Minibatch (``sgd``, ``adam``, ``adamw``): synchronous data parallelism.  Each step's minibatch
-is drawn from the same permutation of all rows as in memory (:func:`training.epoch_permutation`);
-every chunk holding some of its rows returns their gradient sum, and the step uses the exact
-weighted sum.  With the same seed, a run equals the in-memory run up to rounding.
+is drawn from the same permutation of all rows as in memory; every chunk holding some of its
+rows returns their gradient sum, and the step uses the exact weighted sum.  With the same seed a
+run equals the in-memory run up to rounding.
 
 Cost model, per step (W workers, p = θ.size parameters, 8 bytes each in float64):
     sent to the workers      p · 8 bytes to each worker holding a chunk (θ fetched once per
@@ -50,20 +48,17 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from . import optim, proximal, solvers
-from .exceptions import SoftmaxRegError, TrainingDivergedError
-from .network import Network
-from .training import History, TrainConfig, _no_improvement, epoch_permutation
+from .exceptions import SoftmaxRegError
+from .network import Network, NetworkSpec
+from .objective import MemoryRows, Rows
 
 __all__ = ["ClusterError", "WorkerLostWarning", "connect", "as_dask_array", "is_dask_collection",
-           "fit", "predict", "predict_proba", "decision_function"]
+           "scan", "DaskData", "DaskRows", "map_rows"]
 
 CONNECT_TIMEOUT_S = 10.0
 WORKER_TIMEOUT_S = 60.0  # how long an evaluation waits with no worker at all before failing
 _POLL_S = 0.5
 _FAN_IN = 8  # partial sums added per task of the tree reduction
-_GRAM_ROWS = 2048  # rows per block of X̃ᵀ diag(w) X̃, as BlockPreconditioner.from_gram
-_MINIBATCH_SOLVERS = ("sgd", "adam", "adamw")
 
 
 class ClusterError(SoftmaxRegError, ConnectionError):
@@ -211,52 +206,6 @@ def _tree_sum(client, futures: Sequence):
 
 
 # -- the data on the workers ----------------------------------------------------------------------
-@dataclass
-class _Spec:
-    """What a worker needs to rebuild the network (no parameters: θ comes with each step)."""
-
-    layer_sizes: tuple[int, ...]
-    activation: str
-    output: str
-    dtype: str
-    fit_intercept: bool
-
-    @classmethod
-    def of(cls, net: Network) -> _Spec:
-        return cls(net.layer_sizes, net.activation, net.output, net.dtype.str, net.fit_intercept)
-
-    def network(self, theta: NDArray) -> Network:
-        net = Network(self.layer_sizes, self.activation, self.output, np.dtype(self.dtype),
-                      self.fit_intercept)
-        net.params[...] = theta
-        return net
-
-
-@dataclass
-class ShardedData:
-    """Row chunks (X_c, y_c, s_c) persisted on the workers, as futures, with their row offsets.
-
-    ``y`` holds class indices 0..K−1, ``s`` the row weights (None when all are 1); rows of
-    weight 0 are dropped, as in memory.
-    """
-
-    client: object
-    X: list
-    y: list
-    s: list | None
-    offsets: NDArray[np.int64]  # (n_chunks + 1,): chunk c holds rows offsets[c]:offsets[c+1]
-    total_weight: float
-    sparse: bool
-    top: float = 0.0  # max |x|: whether squares overflow (the preconditioner's Gram)
-
-    @property
-    def n(self) -> int:
-        return int(self.offsets[-1])
-
-    def parts(self, c: int):
-        return self.X[c], self.y[c], None if self.s is None else self.s[c]
-
-
 def _as_dask_array(obj, name: str):
     """A Dask array from a Dask array, DataFrame or Series, with known chunk sizes."""
     import dask.array as da
@@ -314,356 +263,155 @@ def _chunk_summary(X, y, s):
     return labels, finite, top, s_min
 
 
-def _chunk_prepare(X, y, s, classes, class_weight, dtype):
-    """(X in the network's dtype, class indices, row weights) without the rows of weight 0."""
+def _chunk_rows(X, y, s, classes, class_weight, dtype) -> MemoryRows:
+    """The chunk as in-memory rows: X in the network's dtype (sparse as CSR, whose row slices
+    minibatch steps take), class indices, row weights s_i · class_weight[y_i], without the rows
+    of weight 0."""
     y_enc = np.searchsorted(classes, np.asarray(y))
     if class_weight is not None:
         cw = class_weight[y_enc]
         s = cw if s is None else np.asarray(s, dtype=np.float64) * cw
-    # CSR: minibatch steps slice rows, which CSC cannot do without a copy
     X = X.tocsr().astype(dtype, copy=False) if sp.issparse(X) else np.asarray(X, dtype=dtype)
-    if s is None:
-        return X, y_enc, None
-    s = np.asarray(s, dtype=np.float64)
-    keep = s > 0
-    if keep.all():
-        return X, y_enc, s
-    rows = np.flatnonzero(keep)
-    return X[rows], y_enc[rows], s[rows]
+    if s is not None:
+        s = np.asarray(s, dtype=np.float64)
+        keep = np.flatnonzero(s > 0)
+        if len(keep) < len(s):
+            X, y_enc, s = X[keep], y_enc[keep], s[keep]
+    return MemoryRows(X, y_enc, s)
 
 
-def _class_totals(y_enc, s, K):
-    return (np.bincount(y_enc, weights=s, minlength=K),)
+def _class_totals(y, s, classes):
+    """(Σ_{i: y_i = k} s_i for each class k,) of one raw chunk."""
+    y_enc = np.searchsorted(classes, np.asarray(y))
+    return (np.bincount(y_enc, weights=s, minlength=len(classes)),)
 
 
-def _n_rows(X):
-    return X.shape[0]
+def _shape_of(chunk: MemoryRows):
+    return chunk.n, chunk.total_weight, chunk.sparse
 
 
-def shard(watch: _Watch, X, y, sample_weight=None):
-    """Persist the data and check it: ((X, y, s) chunk futures, classes present, max |x|)."""
-    client = watch.client
-    Xb, yb, sb = _persist(client, X, y, sample_weight)
+@dataclass
+class DaskData:
+    """Raw row chunks persisted on the workers and checked, before the estimator decides on the
+    network's dtype and the class weights: what :func:`scan` found."""
+
+    watch: _Watch
+    chunks: list  # [(X_c, y_c, s_c)] futures (s_c None without sample weights)
+    classes: NDArray
+    class_totals: NDArray[np.float64]  # Σ s per class (counts without sample weights)
+    top: float  # max |x|
+    dtype: np.dtype
+    n_features: int
+    columns: list | None  # a DataFrame's column names
+
+    def prepare(self, class_weight: NDArray | None, dtype) -> DaskRows:
+        """The chunks as :class:`MemoryRows` on the workers (the raw ones can then go)."""
+        client = self.watch.client
+        chunks = [client.submit(_chunk_rows, *parts, self.classes, class_weight, dtype,
+                                pure=False) for parts in self.chunks]
+        shapes = self.watch.gather([client.submit(_shape_of, c, pure=False) for c in chunks])
+        sizes = [n for n, _, _ in shapes]
+        rows = DaskRows(self.watch, chunks, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                        float(sum(w for _, w, _ in shapes)), self.top, shapes[0][2], np.dtype(dtype),
+                        self.n_features)
+        self.chunks = []
+        return rows
+
+
+def scan(X, y, sample_weight=None, *, client=None,
+         worker_timeout: float = WORKER_TIMEOUT_S) -> DaskData:
+    """Persist (X, y, sample_weight) on the cluster as aligned row chunks and check them: numbers,
+    finite, non-negative weights; the classes, their total weights and max |x|, in one pass.
+
+    X (n, d) is a Dask array (dense or scipy.sparse chunks) or DataFrame; y (n,) and
+    ``sample_weight`` (n,) are Dask arrays or Series, or NumPy arrays.
+    """
+    client = _current_client(client)
+    columns = getattr(X, "columns", None)
+    X = _as_dask_array(X, "X")
+    watch = _Watch(client, worker_timeout)
     dtype = np.dtype(X.dtype)
     if dtype.kind not in "biuf":
         raise ValueError(f"X has dtype {dtype}; expected numbers")
-    sb_or_none = sb if sb is not None else [None] * len(Xb)
-    summaries = watch.gather([client.submit(_chunk_summary, Xc, yc, sc)
-                              for Xc, yc, sc in zip(Xb, yb, sb_or_none)])
+    Xb, yb, sb = _persist(client, X, y, sample_weight)
+    chunks = list(zip(Xb, yb, sb if sb is not None else [None] * len(Xb)))
+    summaries = watch.gather([client.submit(_chunk_summary, *parts) for parts in chunks])
     if not all(finite for _, finite, _, _ in summaries):
         raise ValueError("Input X contains NaN or infinity")
     if min(s_min for *_, s_min in summaries) < 0:
         raise ValueError("Negative values in data passed to `sample_weight`")
     classes = np.unique(np.concatenate([labels for labels, *_ in summaries]))
-    return (Xb, yb, sb), classes, max(top for _, _, top, _ in summaries)
-
-
-def prepare(watch: _Watch, raw, classes, class_weight, net_dtype) -> ShardedData:
-    """The chunks in the network's dtype, with class indices and row weights (on the workers)."""
-    client = watch.client
-    Xb, yb, sb = raw
-    K = len(classes)
-    cw = _class_weight_vector(watch, raw, classes, class_weight)
-    parts = [client.submit(_chunk_prepare, Xc, yc, None if sb is None else sb[c], classes, cw,
-                           net_dtype, pure=False)
-             for c, (Xc, yc) in enumerate(zip(Xb, yb))]
-    X = [client.submit(_item, p, 0, pure=False) for p in parts]
-    y = [client.submit(_item, p, 1, pure=False) for p in parts]
-    weighted = sb is not None or cw is not None
-    s = [client.submit(_item, p, 2, pure=False) for p in parts] if weighted else None
-    sizes = watch.gather([client.submit(_n_rows, Xc, pure=False) for Xc in X])
     totals = watch.result(_tree_sum(client, [
-        client.submit(_class_totals, yc, None if s is None else s[c], K, pure=False)
-        for c, yc in enumerate(y)]))[0]
-    if np.count_nonzero(totals) < 2:
-        raise ValueError("The data must hold rows of at least 2 classes with a positive "
-                         f"sample_weight; only class {classes[totals > 0].tolist()} has any weight")
-    sparse = bool(watch.result(client.submit(sp.issparse, X[0], pure=False)))
-    return ShardedData(client, X, y, s, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-                       float(totals.sum()), sparse)
+        client.submit(_class_totals, yc, sc, classes, pure=False) for _, yc, sc in chunks]))[0]
+    return DaskData(watch, chunks, classes, totals, max(top for _, _, top, _ in summaries),
+                    dtype, X.shape[1], None if columns is None else list(columns))
 
 
-def _item(t, i):
-    return t[i]
+# -- the backend: partial sums from the chunks ----------------------------------------------------
+def _chunk_sums(chunk: MemoryRows, spec: NetworkSpec, theta):
+    return chunk.loss_grad_sums(spec.build(), theta)
 
 
-def _class_weight_vector(watch: _Watch, raw, classes, class_weight):
-    """class_weight[k] for k = 0..K−1, with scikit-learn's meaning of "balanced" (the sample
-    weights counted in) and 0 for a class without rows; None when there is none."""
-    if class_weight is None:
-        return None
-    from sklearn.utils.class_weight import compute_class_weight
-
-    if class_weight != "balanced":
-        return compute_class_weight(class_weight, classes=classes, y=classes)
-    client, (_, yb, sb), K = watch.client, raw, len(classes)
-    totals = watch.result(_tree_sum(client, [
-        client.submit(_encoded_totals, yc, None if sb is None else sb[c], classes, K)
-        for c, yc in enumerate(yb)]))[0]
-    with np.errstate(divide="ignore"):
-        cw = totals.sum() / (K * totals)
-    return np.where(totals > 0, cw, 0.0)
+def _chunk_gram(chunk: MemoryRows, spec: NetworkSpec, theta, floor, diagonal, dtype):
+    return chunk.gram_sums(spec.build(), theta, floor, diagonal, dtype)
 
 
-def _encoded_totals(y, s, classes, K):
-    return _class_totals(np.searchsorted(classes, np.asarray(y)), s, K)
-
-
-# -- the objective --------------------------------------------------------------------------------
-def _chunk_loss_grad(spec: _Spec, theta, X, y, s):
-    """(Σ_{i∈c} s_i CE_i, Σ_{i∈c} s_i ∇CE_i, Σ_{i∈c} s_i) of one chunk, unpenalised, float64."""
-    m = float(X.shape[0] if s is None else np.sum(s))
-    if m == 0:
-        return 0.0, np.zeros(theta.size), 0.0
-    net = spec.network(theta)
-    J, g = net.objective(X, y, s, l2=0.0)(theta)  # the chunk's mean form, in row blocks
-    return m * J, m * g, m
-
-
-def _chunk_gram(spec: _Spec, theta, X, s, floor: float, diagonal: bool, wide: bool):
-    """(Σ_i v_i x_i x_iᵀ or its diagonal, Σ_i v_i x_i, Σ_i v_i) of one chunk, float64 sums of
-    row blocks in X's precision (``wide``: float64), as ``BlockPreconditioner.from_gram``, with
-    v_i = s_i, or v_i = s_i max(κ_i, floor) with κ_i the logits' curvature at θ when θ is
-    given."""
-    v = np.ones(X.shape[0]) if s is None else np.asarray(s, dtype=np.float64)
-    if theta is not None:
-        v = v * np.maximum(spec.network(theta).logit_curvature(X), floor)
-    return solvers.gram_sums(X, v, diagonal, np.float64 if wide else None, _GRAM_ROWS)
-
-
-def _fits(dtype, n: int) -> float:
-    """The largest |x| whose squares summed over n rows stay finite in ``dtype``."""
-    return float(np.sqrt(np.finfo(dtype).max / n))
-
-
-def _preconditioner(G, g, g0, l2: float, n_classes: int, fit_intercept: bool, diagonal: bool):
-    """The preconditioner from the sums gathered over the chunks (``gram_sums`` per chunk)."""
-    return solvers.BlockPreconditioner.from_sums(G, g, g0, l2, n_classes, fit_intercept, diagonal)
-
-
-class DaskObjective:
-    """``f(θ) -> (J, ∇J)`` over the chunks of :class:`ShardedData`, for full-batch solvers.
-
-    Each call sends θ (one small task, fetched once by each worker), runs one task per chunk on
-    the worker that holds it, and adds the partial sums in a tree on the workers.
-    """
-
-    def __init__(self, data: ShardedData, net: Network, l2: float, watch: _Watch):
-        self.data, self.net, self.l2, self.watch = data, net, l2, watch
-        self.spec = _Spec.of(net)
-        self.n_evaluations = 0
-
-    def submit(self, theta: NDArray[np.float64]):
-        """The future of (Σ s CE, Σ s ∇CE, Σ s) at θ."""
-        client = self.data.client
-        theta_f = client.submit(np.array, theta, key=f"softmaxreg-theta-{uuid.uuid4().hex}")
-        parts = [client.submit(_chunk_loss_grad, self.spec, theta_f, *self.data.parts(c),
-                               pure=False)
-                 for c in range(len(self.data.X))]
-        return _tree_sum(client, parts)
-
-    def __call__(self, theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-        loss_sum, grad_sum, _ = self.watch.result(self.submit(theta))
-        self.n_evaluations += 1
-        net, S = self.net, self.data.total_weight
-        net.params[...] = theta
-        J = loss_sum / S + net.penalty(self.l2)
-        return J, grad_sum / S + self.l2 * theta * net.penalty_mask
-
-    def preconditioner(self, theta, weight: float, floor: float, diagonal: bool):
-        """:class:`BlockPreconditioner` of B = X̃ᵀ diag(w) X̃ + l2 D with w_i = weight · s_i / Σ s
-        (θ None: the Hessian bound) or w_i = s_i max(κ_i(θ), floor) / Σ s (the curvature at θ),
-        from one pass over the chunks."""
-        data, client = self.data, self.data.client
-        wide = data.top > _fits(self.net.dtype, data.n)
-        parts = [client.submit(_chunk_gram, self.spec, theta, data.X[c],
-                               None if data.s is None else data.s[c], floor, diagonal, wide,
-                               pure=False) for c in range(len(data.X))]
-        G, g, g0 = self.watch.result(_tree_sum(client, parts))
-        scale = weight / data.total_weight
-        K = self.net.layer_sizes[-1]
-        return _preconditioner(G * scale, g * scale, g0 * scale, self.l2, K,
-                               self.net.fit_intercept, diagonal)
-
-
-# -- fitting an estimator -------------------------------------------------------------------------
-def fit(estimator, X, y, sample_weight=None, *, client=None,
-        worker_timeout: float = WORKER_TIMEOUT_S):
-    """``estimator.fit(X, y, sample_weight)`` for Dask collections: returns the estimator.
-
-    X (n, d) is a Dask array (dense or scipy.sparse chunks) or DataFrame; y (n,) and
-    ``sample_weight`` (n,) are Dask arrays or Series, or NumPy arrays.  The solver is the
-    estimator's; early stopping is not available here (it needs a held-out part of the data).
-    """
-    estimator._validate_params()
-    estimator._check_solver()
-    if estimator.early_stopping:
-        raise ValueError("early_stopping is not available on Dask data: hold out a validation "
-                         "set yourself and compare scores between fits")
-    client = _current_client(client)
-    columns = getattr(X, "columns", None)
-    X = _as_dask_array(X, "X")
-    watch = _Watch(client, worker_timeout)
-    raw, classes, top = shard(watch, X, y, sample_weight)
-    _set_classes(estimator, classes, X.shape[1], columns)
-    estimator._seed = int(_random_state(estimator).randint(2**31 - 1))
-    dtype = estimator._dtype(np.dtype(X.dtype), np.array([top]))  # the range decides, as in memory
-    net = estimator._start_network(X.shape[1], dtype)
-    data = prepare(watch, raw, classes, estimator.class_weight, net.dtype)
-    data.top = top
-    del raw  # the prepared chunks stay; the raw ones can go (and be recomputed if need be)
-    if estimator.solver in _MINIBATCH_SOLVERS:
-        _fit_minibatch(estimator, net, data, watch)
-    else:
-        _fit_full_batch(estimator, net, data, watch)
-    return estimator
-
-
-def _random_state(estimator):
-    from sklearn.utils import check_random_state
-
-    return check_random_state(estimator.random_state)
-
-
-def _set_classes(estimator, classes, d: int, columns) -> None:
-    """``classes_``, ``n_features_in_`` (and ``feature_names_in_`` for a DataFrame)."""
-    if len(classes) < 2:
-        raise ValueError("This solver needs samples of at least 2 classes in the data, but the "
-                         f"data contains only one class: {classes[0]!r}")
-    warm = bool(estimator.warm_start) and hasattr(estimator, "_net")
-    if warm and not np.array_equal(classes, estimator.classes_):
-        raise ValueError("warm_start=True needs the same classes as the previous fit: got "
-                         f"{classes.tolist()}, expected {estimator.classes_.tolist()}")
-    if warm and d != estimator.n_features_in_:
-        raise ValueError(f"X has {d} features, but {type(estimator).__name__} is expecting "
-                         f"{estimator.n_features_in_} features as input")
-    estimator.classes_ = classes
-    estimator.n_features_in_ = d
-    if columns is not None and all(isinstance(c, str) for c in columns):
-        estimator.feature_names_in_ = np.asarray(list(columns), dtype=object)
-    else:
-        estimator.__dict__.pop("feature_names_in_", None)
-
-
-def _fit_full_batch(estimator, net: Network, data: ShardedData, watch: _Watch) -> None:
-    l1, l2 = estimator._penalties(data.n, data.total_weight, data.n)
-    fun = DaskObjective(data, net, l2, watch)
-    if estimator.solver == "fista":
-        res = proximal.fista(fun, net.params, l1, net.penalty_mask, estimator.max_iter,
-                             estimator.tol)
-    else:
-        res = solvers.staged_lbfgs(fun, net.params, _lbfgs_stages(estimator, fun),
-                                   estimator.max_iter, estimator.tol)
-    net.params[...] = res.x
-    estimator._finish_full_batch(net, res)
-
-
-def _lbfgs_stages(estimator, fun: DaskObjective) -> list:
-    """The stages of ``SoftmaxRegression._lbfgs_stages`` (dense X, d ≤ 4096): the diagonal of
-    the Hessian bound, then the curvature-weighted Gram at the point reached; plain L-BFGS for
-    networks and sparse X."""
-    from .estimators import (
-        _DIAGONAL_STAGE_ITERATIONS,
-        _MAX_PRECONDITIONED_FEATURES,
-        SoftmaxRegression,
-    )
-
-    net = fun.net
-    if (not isinstance(estimator, SoftmaxRegression) or fun.data.sparse
-            or net.layer_sizes[0] > _MAX_PRECONDITIONED_FEATURES
-            or fun.data.top > _fits(np.float64, fun.data.n)):  # squares overflow even float64
-        return [(None, lambda theta: None)]
-    bound = 0.5 if net.output == "softmax" else 0.25
-    return [(_DIAGONAL_STAGE_ITERATIONS,
-             lambda theta: fun.preconditioner(None, bound, 0.0, diagonal=True)),
-            (None, lambda theta: fun.preconditioner(theta, 1.0, 1e-4 * bound, diagonal=False))]
-
-
-# -- minibatch: synchronous data parallelism ------------------------------------------------------
-def _chunk_batch(spec: _Spec, theta, X, y, s, rows):
+def _chunk_batch(chunk: MemoryRows, spec: NetworkSpec, theta, rows):
     """(Σ s CE, Σ s ∇CE, Σ s, correct predictions) over the chunk's ``rows`` of this step."""
-    Xr, yr = X[rows], y[rows]
-    sr = None if s is None else s[rows]
-    m = float(len(rows) if sr is None else sr.sum())
-    net = spec.network(theta)
-    loss, grads, Z = net.loss_grad(Xr, yr, sr)
-    pred = (Z[:, 0] > 0).astype(np.intp) if Z.shape[1] == 1 else Z.argmax(axis=1)
-    return m * loss, m * grads.astype(np.float64), m, int(np.sum(pred == yr))
+    loss, grads, correct, m = chunk.batch(spec.build(theta), rows, 0.0)
+    return m * loss, m * grads.astype(np.float64), m, correct
 
 
-def _step(data: ShardedData, spec: _Spec, theta, idx: NDArray[np.intp], watch: _Watch):
-    """Sums over the rows ``idx`` (global row numbers), from the chunks that hold them."""
-    client = data.client
-    owner = np.searchsorted(data.offsets, idx, side="right") - 1
-    theta_f = client.submit(np.array, theta, key=f"softmaxreg-theta-{uuid.uuid4().hex}")
-    parts = []
-    for c in np.unique(owner):
-        rows = idx[owner == c] - data.offsets[c]
-        parts.append(client.submit(_chunk_batch, spec, theta_f, *data.parts(c), rows,
-                                   pure=False))
-    return watch.result(_tree_sum(client, parts))
+@dataclass
+class DaskRows(Rows):
+    """Row chunks persisted on the workers as :class:`MemoryRows` futures; chunk c holds the
+    rows ``offsets[c]:offsets[c+1]`` of the whole, in order."""
 
+    watch: _Watch
+    chunks: list
+    offsets: NDArray[np.int64]
+    total_weight: float
+    top: float
+    sparse: bool
+    dtype: np.dtype
+    n_features: int
 
-def _fit_minibatch(estimator, net: Network, data: ShardedData, watch: _Watch) -> None:
-    """The epochs of the in-memory minibatch loop, each step's gradient summed over the chunks."""
-    n = data.n
-    bs = max(1, min(estimator.batch_size, n))
-    _, l2 = estimator._penalties(n, data.total_weight, bs)
-    lr0 = estimator.learning_rate_init or estimator._default_lr[estimator.solver]
-    schedule = optim.make_schedule(estimator.learning_rate, lr0, estimator.max_iter)
-    config = TrainConfig(epochs=estimator.max_iter, batch_size=bs, l2=l2, seed=estimator._seed,
-                         n_iter_no_change=estimator.n_iter_no_change, tol=estimator.tol)
-    if not (bool(estimator.warm_start) and hasattr(estimator, "history_")):
-        estimator.history_ = History()
-    estimator._new_optimizer(net)
-    spec, best = _Spec.of(net), {"loss": np.inf, "params": None, "stale": 0}
-    epoch = 0
-    for epoch in range(config.epochs):
-        logs = _epoch(estimator, net, data, spec, config, schedule, epoch, watch)
-        estimator.history_.append(logs)
-        if _no_improvement(best, net, logs, config):
-            break
-    estimator._set_n_iter(epoch + 1)
-    estimator.loss_curve_ = list(estimator.history_.loss)
-    estimator.loss_ = estimator.history_.loss[-1]
-    if epoch + 1 >= estimator.max_iter:
-        from sklearn.exceptions import ConvergenceWarning
+    @property
+    def n(self) -> int:
+        return int(self.offsets[-1])
 
-        warnings.warn(
-            f"Stochastic optimizer: maximum iterations ({estimator.max_iter}) reached and the "
-            "optimization hasn't converged yet. Increase max_iter, or the learning rate.",
-            ConvergenceWarning, stacklevel=4)
+    def _theta(self, theta):
+        """θ as one small task, fetched once by each worker that needs it."""
+        return self.watch.client.submit(np.array, np.asarray(theta, dtype=np.float64),
+                                        key=f"softmaxreg-theta-{uuid.uuid4().hex}")
 
+    def _sum(self, function, *args):
+        """Σ over the chunks of ``function(chunk, *args)``, tree-summed on the workers."""
+        client = self.watch.client
+        return _tree_sum(client, [client.submit(function, chunk, *args, pure=False)
+                                  for chunk in self.chunks])
 
-def _epoch(estimator, net, data, spec, config, schedule, epoch, watch) -> dict:
-    """One epoch of :func:`training.train`'s loop (same permutation, batches and per-step
-    learning rate ``schedule(epoch + start / n)``), each gradient summed over the chunks."""
-    n, bs = data.n, config.batch_size
-    perm = epoch_permutation(n, config.seed, epoch)
-    last_good = net.params.copy()
-    total = correct = 0.0
-    lr = schedule(epoch)
-    for start in range(0, n, bs):
-        lr = schedule(epoch + start / n)
-        loss_sum, grad_sum, m, right = _step(data, spec, net.params.astype(np.float64),
-                                             perm[start: start + bs], watch)
-        if not np.isfinite(loss_sum):
-            _diverged(net, last_good, f"the training loss became {loss_sum / m}", epoch, lr)
-        grads = grad_sum / m + config.l2 * net.params * net.penalty_mask
-        total += loss_sum
-        correct += right
-        estimator._opt.step(net.params, grads.astype(net.dtype), lr)
-    if not np.all(np.isfinite(net.params)):
-        _diverged(net, last_good, "the parameters became non-finite", epoch, lr)
-    return {"epoch": epoch + 1, "loss": total / data.total_weight, "accuracy": correct / n,
-            "lr": lr}
+    def submit(self, spec: NetworkSpec, theta):
+        """The future of (Σ s CE, Σ s ∇CE, Σ s) at θ."""
+        return self._sum(_chunk_sums, spec, self._theta(theta))
 
+    def loss_grad_sums(self, net: Network, theta):
+        return self.watch.result(self.submit(net.spec, theta))
 
-def _diverged(net: Network, last_good, what: str, epoch: int, lr: float):
-    net.params[...] = last_good
-    raise TrainingDivergedError(
-        f"{what} in epoch {epoch + 1} (learning rate {lr:g}); training stopped and the model "
-        "keeps the weights of the last finite epoch. Try a smaller learning rate.")
+    def gram_sums(self, net: Network, theta, floor: float, diagonal: bool, dtype):
+        theta = None if theta is None else self._theta(theta)
+        return self.watch.result(self._sum(_chunk_gram, net.spec, theta, floor, diagonal, dtype))
+
+    def batch(self, net: Network, rows: NDArray[np.intp], l2: float):
+        """The step's sums from the chunks that hold some of ``rows`` (global row numbers)."""
+        client, spec, theta = self.watch.client, net.spec, self._theta(net.params)
+        owner = np.searchsorted(self.offsets, rows, side="right") - 1
+        parts = [client.submit(_chunk_batch, self.chunks[c], spec, theta,
+                               rows[owner == c] - self.offsets[c], pure=False)
+                 for c in np.unique(owner)]
+        loss_sum, grad_sum, m, correct = self.watch.result(_tree_sum(client, parts))
+        grads = grad_sum / m + l2 * net.params * net.penalty_mask
+        return loss_sum / m, grads.astype(net.dtype), correct, m
 
 
 # -- prediction, lazily ---------------------------------------------------------------------------
@@ -682,29 +430,15 @@ def _block_call(X, estimator, method: str):
     return getattr(estimator, method)(X)
 
 
-def predict_proba(estimator, X):
-    """Ŷ (n, K) as a lazy Dask array: ``estimator.predict_proba`` on each row chunk."""
+def map_rows(estimator, method: str, X):
+    """``estimator.method`` (predict, predict_proba, decision_function, ...) on each row chunk
+    of the Dask array or DataFrame ``X``, as a lazy Dask array: (n,) or (n, K) as the method
+    gives for one row."""
     X = _check_features(estimator, X)
-    K = len(estimator.classes_)
-    return X.map_blocks(_block_call, estimator, "predict_proba", dtype=estimator._net.dtype,
-                        chunks=(X.chunks[0], (K,)), meta=np.empty((0, K), estimator._net.dtype))
-
-
-def decision_function(estimator, X):
-    """Z[L] as a lazy Dask array: (n, K), or (n,) with two classes."""
-    X = _check_features(estimator, X)
-    dtype = estimator._net.dtype
-    if len(estimator.classes_) == 2:
-        return X.map_blocks(_block_call, estimator, "decision_function", dtype=dtype,
-                            drop_axis=1, meta=np.empty((0,), dtype))
-    K = len(estimator.classes_)
-    return X.map_blocks(_block_call, estimator, "decision_function", dtype=dtype,
-                        chunks=(X.chunks[0], (K,)), meta=np.empty((0, K), dtype))
-
-
-def predict(estimator, X):
-    """Labels of ``classes_`` as a lazy Dask array (n,)."""
-    X = _check_features(estimator, X)
-    dtype = estimator.classes_.dtype
-    return X.map_blocks(_block_call, estimator, "predict", dtype=dtype, drop_axis=1,
-                        meta=np.empty((0,), dtype))
+    one = np.asarray(getattr(estimator, method)(np.zeros((1, X.shape[1]), dtype=X.dtype)))
+    empty = np.empty((0, *one.shape[1:]), dtype=one.dtype)
+    if one.ndim == 1:
+        return X.map_blocks(_block_call, estimator, method, dtype=one.dtype, drop_axis=1,
+                            meta=empty)
+    return X.map_blocks(_block_call, estimator, method, dtype=one.dtype,
+                        chunks=(X.chunks[0], one.shape[1:]), meta=empty)

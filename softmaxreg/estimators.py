@@ -1,15 +1,18 @@
 """SoftmaxRegression and SoftmaxNetwork: the scikit-learn face of the library.
 
 The estimators validate input, encode labels, turn ``sample_weight`` and ``class_weight`` into row
-weights, choose a solver and keep the fitted state; the math lives in :mod:`softmaxreg.network`,
-the solvers in :mod:`softmaxreg.solvers`, :mod:`softmaxreg.proximal` and :mod:`softmaxreg.optim`,
-the minibatch loop in :mod:`softmaxreg.training`.
+weights, choose a backend (:class:`~softmaxreg.objective.MemoryRows`, or
+:class:`~softmaxreg.distributed.DaskRows` for Dask collections) and a solver, and keep the fitted
+state; the math lives in :mod:`softmaxreg.network` and :mod:`softmaxreg.objective`, the solvers in
+:mod:`softmaxreg.solvers`, :mod:`softmaxreg.proximal` and :mod:`softmaxreg.optim`, the minibatch
+loop in :mod:`softmaxreg.training`.
 
 Sparse ``X`` (scipy CSR/CSC) is never made dense: every product with it is a sparse product.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from numbers import Integral, Real
 
@@ -31,16 +34,16 @@ from sklearn.utils.validation import (
 )
 from tqdm.auto import tqdm
 
-from . import distributed as _distributed
-from . import optim, proximal, solvers
+from . import distributed, optim, proximal, solvers
 from .activations import ACTIVATIONS
 from .exceptions import TrainingDivergedError
-from .functional import log_softmax
-from .network import Network
+from .functional import labels_from_logits, log_softmax
+from .network import Network, NetworkSpec
+from .objective import MemoryRows, Objective, Rows
+from .persistence import model_kind
+from .persistence import save as save_model
 from .training import History, TrainConfig, train
 
-_MAX_PRECONDITIONED_FEATURES = 4096
-_DIAGONAL_STAGE_ITERATIONS = 25  # MNIST: 25 diagonal + 60 curvature ≈ half of 163 with the bound
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 MINIBATCH_SOLVERS = ("sgd", "adam", "adamw")
 REGRESSION_SOLVERS = ("lbfgs", "fista", "sgd", "adam")  # SoftmaxRegression's
@@ -58,12 +61,25 @@ def _has_minibatch_solver(estimator) -> bool:
     return True
 
 
+def _lazy_on_dask(method):
+    """A prediction method that, given a Dask collection, maps itself over the row chunks."""
+
+    @functools.wraps(method)
+    def predict(self, X):
+        if distributed.is_dask_collection(X):
+            return distributed.map_rows(self, method.__name__, X)
+        return method(self, X)
+
+    return predict
+
+
 class _SoftmaxBase(ClassifierMixin, BaseEstimator):
     """What both estimators share: validation, labels, weights, the choice of solver, prediction.
 
     A subclass says which hidden layers it has (``_hidden_sizes``), how strong the penalties of
-    the mean-form objective are (``_penalties``), how it initialises its parameters (``_init``)
-    and which fitted attributes it exposes (``_set_network``, ``_set_n_iter``).
+    the mean-form objective are (``_penalties``), how it initialises its parameters (``_init``),
+    which full-batch solver it uses (``_full_batch_solver``) and which fitted attributes it
+    exposes (``_set_network``, ``_set_n_iter``).
     """
 
     _default_lr = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}
@@ -73,33 +89,51 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         """Fit the model to ``X`` (n × d, dense or sparse) and labels ``y`` (n,); returns self.
 
         With ``warm_start=True`` a refit on data of the same shape starts from the last solution.
-        Dask collections are fitted on the cluster (:func:`softmaxreg.distributed.fit`).
+        Dask arrays and DataFrames are fitted where their chunks are, on the cluster of the
+        current ``dask.distributed`` Client (:mod:`softmaxreg.distributed`).
         """
-        if _distributed.is_dask_collection(X):
-            return _distributed.fit(self, X, y, sample_weight)
         self._validate_params()
         self._check_solver()
+        if distributed.is_dask_collection(X):
+            rows = self._dask_rows(X, y, sample_weight)
+        else:
+            rows = self._memory_rows(X, y, sample_weight)
+        net = self._start_network(rows.n_features, rows.dtype)
+        if self.solver in MINIBATCH_SOLVERS:
+            self._fit_minibatch(net, rows)
+        else:
+            self._fit_full_batch(net, rows)
+        return self
+
+    def _memory_rows(self, X, y, sample_weight) -> MemoryRows:
         X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE,
                              dtype=[np.float64, np.float32], reset=not self._warm())
         check_classification_targets(y)
         classes, y_enc = np.unique(y, return_inverse=True)
-        if self._warm() and not np.array_equal(classes, self.classes_):
-            raise ValueError(
-                "warm_start=True needs the same classes as the previous fit: got "
-                f"{classes.tolist()}, expected {self.classes_.tolist()}"
-            )
-        self.classes_ = classes
-        _check_two_classes(classes)
-        sw = self._row_weights(X, y, y_enc, sample_weight)
+        self._set_classes(classes)
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        sw = self._row_weights(y_enc, sw, np.bincount(y_enc, weights=sw, minlength=len(classes)))
         X, y_enc, sw = _drop_unweighted(X, y_enc, sw)
-        self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        net = self._start_network(X.shape[1], self._dtype(X.dtype, X))
-        X = _as_network_input(X, net, rows_sliced=self.solver in MINIBATCH_SOLVERS)
-        if self.solver in MINIBATCH_SOLVERS:
-            self._fit_minibatch(net, X, y_enc, sw)
+        dtype = self._dtype(X.dtype, _largest_abs(X))
+        return MemoryRows(_as_network_input(X, dtype, self.solver in MINIBATCH_SOLVERS), y_enc, sw)
+
+    def _dask_rows(self, X, y, sample_weight) -> Rows:
+        if self.early_stopping:
+            raise ValueError("early_stopping is not available on Dask data: hold out a "
+                             "validation set yourself and compare scores between fits")
+        data = distributed.scan(X, y, sample_weight)
+        if self._warm() and data.n_features != self.n_features_in_:
+            raise ValueError(f"X has {data.n_features} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input")
+        self.n_features_in_ = data.n_features
+        if data.columns is not None and all(isinstance(c, str) for c in data.columns):
+            self.feature_names_in_ = np.asarray(data.columns, dtype=object)
         else:
-            self._fit_full_batch(net, X, y_enc, sw)
-        return self
+            self.__dict__.pop("feature_names_in_", None)
+        self._set_classes(data.classes)
+        cw = self._class_weights(data.class_totals)
+        _check_weighted_classes(data.classes, data.class_totals)
+        return data.prepare(cw, self._dtype(data.dtype, data.top))
 
     @available_if(_has_minibatch_solver)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -112,7 +146,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         """
         self._validate_params()
         self._check_solver()
-        first = not hasattr(self, "_net")
+        first = not hasattr(self, "network_")
         if first:
             self.__dict__.pop("classes_", None)  # a failed first call must not count as one
         _check_partial_fit_first_call(self, classes)
@@ -121,24 +155,41 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
                              dtype=[np.float64, np.float32], reset=first)
         check_classification_targets(y)
         y_enc = self._encode(y)
-        sw = self._row_weights(X, y, y_enc, sample_weight, partial=True)
+        if isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit: a chunk does not "
+                "show the class frequencies of the whole stream. Compute the weights with "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+                "y=y) on a large enough sample of the labels and pass them as a dict."
+            )
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        sw = self._row_weights(y_enc, sw, None)
         if first:
             self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-            self._set_network(self._new_network(X.shape[1], self._dtype(X.dtype, X)))
+            self._set_network(self._new_network(X.shape[1], self._dtype(X.dtype, _largest_abs(X))))
             self.history_ = History()
             self._opt, self._epochs_done = None, 0
-        net = self._net
-        X, y_enc, sw = _drop_unweighted(_as_network_input(X, net, rows_sliced=True), y_enc, sw)
+        net = self.network_
+        X, y_enc, sw = _drop_unweighted(_as_network_input(X, net.dtype, True), y_enc, sw)
         if getattr(self, "_opt", None) is None or self._opt_solver != self.solver:
             self._new_optimizer(net)
-        self._run_epochs(net, X, y_enc, sw, n_epochs=1)
+        self._run_epochs(net, MemoryRows(X, y_enc, sw), n_epochs=1)
         return self
 
     def _check_solver(self) -> None:
         """Settings that are valid alone but not together (subclasses add theirs)."""
 
     def _warm(self) -> bool:
-        return bool(self.warm_start) and hasattr(self, "_net")
+        return bool(self.warm_start) and hasattr(self, "network_")
+
+    def _set_classes(self, classes) -> None:
+        if self._warm() and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                "warm_start=True needs the same classes as the previous fit: got "
+                f"{classes.tolist()}, expected {self.classes_.tolist()}"
+            )
+        self.classes_ = classes
+        _check_two_classes(classes)
 
     def _encode(self, y) -> np.ndarray:
         """Labels -> indices into ``classes_``, with a clear error for a label never declared."""
@@ -153,70 +204,68 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             )
         return y_enc
 
-    def _row_weights(self, X, y, y_enc, sample_weight, partial: bool = False):
-        """s_i = sample_weight_i · class_weight[y_i], or None when every s_i = 1.
+    def _class_weights(self, class_totals) -> np.ndarray | None:
+        """class_weight[k] for k = 0..K−1 (0 for a class without weight), None without one.
 
-        With the meaning of LogisticRegression: the objective weighs CE_i by s_i, and "balanced"
-        weights are n / (K · Σ_{i: y_i = k} s_i) with the sample weights counted in.
+        With the meaning of LogisticRegression: "balanced" weights are n / (K · Σ_{i: y_i = k} s_i)
+        with the sample weights counted in.  ``class_totals`` None: a dict only (partial_fit).
         """
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        if partial and isinstance(self.class_weight, str):
-            raise ValueError(
-                "class_weight 'balanced' is not supported for partial_fit: a chunk does not "
-                "show the class frequencies of the whole stream. Compute the weights with "
-                "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
-                "y=y) on a large enough sample of the labels and pass them as a dict."
-            )
-        class_totals = np.bincount(y_enc, weights=sw, minlength=len(self.classes_))
-        if not partial and np.count_nonzero(class_totals) < 2:
-            raise ValueError(
-                "The data must hold rows of at least 2 classes with a positive sample_weight; "
-                f"only class {self.classes_[class_totals > 0].tolist()} has any weight"
-            )
-        if self.class_weight is not None:
-            with np.errstate(divide="ignore"):  # "balanced" divides by each class's weight
-                cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y,
-                                          sample_weight=None if partial else sw)
-            sw = sw * np.where(class_totals > 0, cw, 0.0)[y_enc]
+        if self.class_weight is None:
+            return None
+        classes = self.classes_
+        if isinstance(self.class_weight, str):
+            with np.errstate(divide="ignore"):
+                cw = class_totals.sum() / (len(classes) * class_totals)
+        else:
+            cw = compute_class_weight(self.class_weight, classes=classes, y=classes)
+        return cw if class_totals is None else np.where(class_totals > 0, cw, 0.0)
+
+    def _row_weights(self, y_enc, sw, class_totals):
+        """s_i = sample_weight_i · class_weight[y_i], or None when every s_i = 1."""
+        cw = self._class_weights(class_totals)
+        if class_totals is not None:
+            _check_weighted_classes(self.classes_, class_totals)
+        if cw is not None:
+            sw = sw * cw[y_enc]
         if not sw.sum() > 0:
             raise ValueError("sample_weight must have a positive sum: every row has weight 0")
         return None if np.all(sw == 1) else sw
 
-    def _dtype(self, input_dtype, X=None):
+    def _dtype(self, input_dtype, top: float):
         """The network's float type: the input's for full-batch solvers (no float64 copy of X),
-        float32 for minibatch ones (unless the data ``X`` exceed float32's range, 3.4e38),
-        unless ``dtype`` says otherwise."""
+        float32 for minibatch ones (unless the data's largest |x|, ``top``, exceeds float32's
+        range, 3.4e38), unless ``dtype`` says otherwise."""
         if self.dtype == "auto":
-            top = max(X.max(), -X.min()) if X is not None and X.size else 0.0
             small = self.solver in MINIBATCH_SOLVERS and top <= np.finfo(np.float32).max
-            return np.float32 if small else input_dtype
-        return _DTYPES[self.dtype]
+            return np.dtype(np.float32 if small else input_dtype)
+        return np.dtype(_DTYPES[self.dtype])
 
     def _new_network(self, n_features: int, dtype) -> Network:
         """A freshly initialised network d → hidden → K softmax units (1 sigmoid unit for K = 2)."""
         K = len(self.classes_)
-        net = Network(
+        net = NetworkSpec(
             (n_features, *self._hidden_sizes(), 1 if K == 2 else K),
             activation=getattr(self, "activation", "identity"),
             output="sigmoid" if K == 2 else "softmax",
-            dtype=dtype,
+            dtype=np.dtype(dtype).name,
             fit_intercept=getattr(self, "fit_intercept", True),
-        )
+        ).build()
         self._init(net)
         return net
 
     def _start_network(self, n_features: int, dtype) -> Network:
         """The network ``fit`` starts from: the previous solution under ``warm_start``."""
+        self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         net = self._new_network(n_features, dtype)
-        if self._warm() and self._net.layer_sizes == net.layer_sizes:
-            net.params[...] = self._net.params
+        if self._warm() and self.network_.layer_sizes == net.layer_sizes:
+            net.params[...] = self.network_.params
         self._set_network(net)
         return net
 
     # -- full-batch solvers ------------------------------------------------------------------
-    def _fit_full_batch(self, net: Network, X, y, sw) -> None:
-        l1, l2 = self._penalties(X.shape[0], _total(sw, X), X.shape[0])
-        fun = net.objective(X, y, sw, l2)
+    def _fit_full_batch(self, net: Network, rows: Rows) -> None:
+        l1, l2 = self._penalties(rows.n, rows.total_weight, rows.n)
+        fun = Objective(rows, net, l2)
         bar = tqdm(total=self.max_iter, desc=self.solver, unit="it", disable=not self.verbose)
 
         def progress(it, J):
@@ -228,14 +277,14 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
                 res = proximal.fista(fun, net.params, l1, net.penalty_mask, self.max_iter,
                                      self.tol, callback=progress)
             else:
-                res = solvers.staged_lbfgs(fun, net.params, self._lbfgs_stages(net, X, sw, l2),
-                                           self.max_iter, self.tol, callback=progress)
+                res = self._full_batch_solver(fun, net.params, self.max_iter, self.tol,
+                                              callback=progress)
         finally:
             bar.close()
         net.params[...] = res.x
         self._finish_full_batch(net, res)
         linear = len(net.layer_sizes) == 2  # (a network separating its data is no news)
-        if linear and res.converged and l1 + l2 < 1e-6 and _separates(net, X, y):
+        if linear and res.converged and l1 + l2 < 1e-6 and rows.separates(net):
             warnings.warn(
                 "the training classes are perfectly separable and the penalty is negligible "
                 f"(strength {l1 + l2:.2g}): the loss keeps falling as the weights grow, so the "
@@ -244,11 +293,10 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
                 "tol, not by the data; a smaller C gives a well-defined solution.",
                 ConvergenceWarning, stacklevel=3)
 
-    def _lbfgs_stages(self, net: Network, X, sw, l2: float) -> list:
-        return [(None, lambda theta: None)]  # plain L-BFGS
+    _full_batch_solver = staticmethod(solvers.lbfgs)
 
     def _finish_full_batch(self, net: Network, res: solvers.SolverResult) -> None:
-        net._clear_caches()
+        net.clear_caches()
         self._set_n_iter(res.n_iter)
         self.loss_ = res.fun
         if not np.all(np.isfinite(net.params)):
@@ -263,14 +311,14 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             )
 
     # -- minibatch solvers -------------------------------------------------------------------
-    def _fit_minibatch(self, net: Network, X, y, sw) -> None:
+    def _fit_minibatch(self, net: Network, rows: Rows) -> None:
         validation = None
         if self.early_stopping:
-            X, y, sw, validation = self._validation_split(X, y, sw)
+            rows, validation = self._validation_split(rows)
         if not (self._warm() and hasattr(self, "history_")):
             self.history_ = History()
         self._new_optimizer(net)
-        n_run = self._run_epochs(net, X, y, sw, n_epochs=self.max_iter, validation=validation,
+        n_run = self._run_epochs(net, rows, n_epochs=self.max_iter, validation=validation,
                                  fresh=True)
         if n_run >= self.max_iter:  # neither the loss nor early stopping said "converged"
             warnings.warn(
@@ -280,28 +328,31 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
                 ConvergenceWarning, stacklevel=3,
             )
 
-    def _run_epochs(self, net: Network, X, y, sw, n_epochs: int, validation=None,
+    def _run_epochs(self, net: Network, rows: Rows, n_epochs: int, validation=None,
                     fresh: bool = False) -> int:
-        """``n_epochs`` epochs of the optimiser over (X, y); returns how many ran.
+        """``n_epochs`` epochs of the optimiser over the rows; returns how many ran.
 
         A ``fresh`` run (``fit``) counts its epochs from 0; otherwise (``partial_fit``) the epoch
         count, which seeds the shuffling and drives the schedule, continues from the last call.
+        In memory the loop is given the arrays, so that checkpoint hooks see the data.
         """
         start = 0 if fresh else self._epochs_done
-        batch_size = min(self.batch_size, X.shape[0])
-        _, l2 = self._penalties(X.shape[0], _total(sw, X), batch_size)
+        batch_size = min(self.batch_size, rows.n)
+        _, l2 = self._penalties(rows.n, rows.total_weight, batch_size)
         lr = self.learning_rate_init or self._default_lr[self.solver]
         config = TrainConfig(
             epochs=start + n_epochs, start_epoch=start, batch_size=batch_size, l2=l2,
             seed=self._seed, early_stopping=self.early_stopping and fresh,
             n_iter_no_change=self.n_iter_no_change, tol=self.tol, progress=bool(self.verbose),
         )
+        data = (rows.X, rows.y, rows.s) if isinstance(rows, MemoryRows) else (rows, None, None)
         before = self.history_.n_epochs
         try:
-            train(net, self._opt, optim.make_schedule(self.learning_rate, lr, self.max_iter), X, y,
-                  config, sample_weight=sw, validation=validation, history=self.history_)
+            train(net, self._opt, optim.make_schedule(self.learning_rate, lr, self.max_iter),
+                  data[0], data[1], config, sample_weight=data[2], validation=validation,
+                  history=self.history_)
         finally:
-            net._clear_caches()
+            net.clear_caches()
             n_run = self.history_.n_epochs - before
             self._epochs_done = start + n_run
             self._set_n_iter(self._epochs_done)
@@ -309,10 +360,11 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             self.loss_ = self.history_.loss[-1] if self.history_.loss else np.nan
         return n_run
 
-    def _validation_split(self, X, y, sw):
-        """(X, y, sw) of the training part and the held-out ``validation`` tuple for early
+    def _validation_split(self, rows: MemoryRows):
+        """The rows of the training part and the held-out ``validation`` tuple for early
         stopping, whose loss is weighted like the training loss.  The split is stratified when
         the validation part can hold every class."""
+        X, y, sw = rows.X, rows.y, rows.s
         n, K = X.shape[0], len(self.classes_)
         n_val = int(np.ceil(self.validation_fraction * n))
         if n_val >= n:
@@ -325,8 +377,8 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         tr, va = train_test_split(np.arange(n), test_size=n_val, random_state=self._seed,
                                   stratify=stratify)
         if sw is None:
-            return X[tr], y[tr], None, (X[va], y[va])
-        return X[tr], y[tr], sw[tr], (X[va], y[va], sw[va])
+            return MemoryRows(X[tr], y[tr]), (X[va], y[va])
+        return MemoryRows(X[tr], y[tr], sw[tr]), (X[va], y[va], sw[va])
 
     def _new_optimizer(self, net: Network) -> None:
         """The optimiser of ``solver``, with fresh state; it lives on as long as the fit."""
@@ -350,27 +402,25 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         inf to finite values (tanh, relu of −inf), so networks scan X first.
         """
         check_is_fitted(self)
-        linear = len(self._net.layers) == 1
+        linear = len(self.network_.layers) == 1
         X = validate_data(self, X, accept_sparse=_ACCEPT_SPARSE, dtype=[np.float64, np.float32],
                           reset=False, ensure_all_finite=not linear)
-        Z = self._net.logits(X)
+        Z = self.network_.logits(X)
         if linear and not np.isfinite(Z).all():
             assert_all_finite(X.data if sp.issparse(X) else X, input_name="X")
         return Z
 
+    @_lazy_on_dask
     def decision_function(self, X) -> np.ndarray:
         """The logits Z[L] = A[L-1] W[L]ᵀ + b[L]ᵀ: (n, K), or (n,) with two classes."""
-        if _distributed.is_dask_collection(X):
-            return _distributed.decision_function(self, X)
         Z = self._logits(X)
         return Z[:, 0] if Z.shape[1] == 1 else Z
 
+    @_lazy_on_dask
     def predict_proba(self, X) -> np.ndarray:
         """Ŷ = softmax(Z[L]), (n, K); with two classes [1 − σ(z), σ(z)]."""
-        if _distributed.is_dask_collection(X):
-            return _distributed.predict_proba(self, X)
-        Z = self._logits(X)  # first: it raises NotFittedError before _net is looked up
-        return self._net.proba_from_logits(Z)
+        Z = self._logits(X)  # first: it raises NotFittedError before network_ is looked up
+        return self.network_.proba_from_logits(Z)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """log Ŷ = log_softmax(Z[L]), from the logits rather than the log of a rounded probability.
@@ -379,47 +429,52 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         log(predict_proba) wherever that is finite and orders the classes the same way.
         """
         Z = self.decision_function(X)
-        P = self._net.proba_from_logits(Z)
+        P = self.network_.proba_from_logits(Z)
         if Z.ndim == 1:
             Z = np.column_stack([np.zeros_like(Z), Z])  # log σ(−z), log σ(z) as a K = 2 softmax
         log_P = log_softmax(Z)
         log_P[P == 0] = -np.inf
         return log_P
 
+    @_lazy_on_dask
     def predict(self, X) -> np.ndarray:
         """The class with the largest probability, as a label of ``classes_``."""
-        if _distributed.is_dask_collection(X):
-            return _distributed.predict(self, X)
-        Z = self.decision_function(X)
-        idx = (Z > 0).astype(np.intp) if Z.ndim == 1 else Z.argmax(axis=1)
-        return self.classes_[idx]
+        Z = self.decision_function(X)  # first: it raises NotFittedError before classes_ is used
+        return self.classes_[labels_from_logits(Z)]
 
-    def save(self, path) -> None:
+    # -- model files and pickling: the network is rebuilt from its spec and flat buffer ------
+    def save(self, path, *, scaling=None, metadata: dict | None = None) -> None:
         """Write the fitted model to ``path`` (.npz with JSON metadata; no pickle)."""
-        from .persistence import save
+        check_is_fitted(self)
+        save_model(self, path, scaling=scaling, metadata=metadata)
 
-        save(self, path)
+    @classmethod
+    def from_network(cls, network: Network, classes, *, feature_names=None, **params):
+        """A fitted estimator of ``network`` (d[0] features; K softmax units, or 1 sigmoid unit
+        for two classes) predicting ``classes``, with the constructor's ``params``: what a
+        model file or a checkpoint restores."""
+        estimator = cls(**params)
+        estimator._validate_params()
+        estimator.classes_ = np.asarray(classes)
+        estimator.n_features_in_ = network.layer_sizes[0]
+        if feature_names is not None:
+            estimator.feature_names_in_ = np.asarray(feature_names, dtype=object)
+        estimator._set_network(network)
+        return estimator
 
-    # -- pickling: the network is rebuilt from its flat buffer, and the views re-attached ----
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: object.__getstate__ gives __dict__ itself
-        net = state.pop("_net", None)
+        net = state.pop("network_", None)
         if net is not None:
-            state["_net"] = {
-                "layer_sizes": net.layer_sizes, "activation": net.activation,
-                "output": net.output, "dtype": net.dtype.str,
-                "fit_intercept": net.fit_intercept, "params": net.params,
-            }
+            state["network_"] = (net.spec, net.params)
         return state
 
     def __setstate__(self, state):
-        spec = state.pop("_net", None)
+        saved = state.pop("network_", None)
         super().__setstate__(state)
-        if spec is not None:
-            params = spec.pop("params")
-            net = Network(spec.pop("layer_sizes"), dtype=np.dtype(spec.pop("dtype")), **spec)
-            net.params[...] = params
-            self._set_network(net)
+        if saved is not None:
+            spec, params = saved
+            self._set_network(spec.build(params))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -427,17 +482,20 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _separates(net: Network, X, y) -> bool:
-    """Whether every training row is on its class's side of the decision boundaries."""
-    Z = net.logits(X)
-    return bool(np.all((Z[:, 0] > 0) == y if Z.shape[1] == 1 else Z.argmax(axis=1) == y))
-
-
 def _check_two_classes(classes) -> None:
     if len(classes) < 2:
         raise ValueError(
             "This solver needs samples of at least 2 classes in the data, but the data "
             f"contains only one class: {classes[0]!r}"
+        )
+
+
+def _check_weighted_classes(classes, class_totals) -> None:
+    """At least two classes keep rows of positive weight once weighted."""
+    if np.count_nonzero(class_totals) < 2:
+        raise ValueError(
+            "The data must hold rows of at least 2 classes with a positive sample_weight; "
+            f"only class {classes[class_totals > 0].tolist()} has any weight"
         )
 
 
@@ -450,22 +508,24 @@ def _drop_unweighted(X, y, sw):
     return X[keep], y[keep], sw[keep]
 
 
-def _total(sw, X) -> float:
-    """Σ s, the total weight of the rows (n when unweighted)."""
-    return float(X.shape[0] if sw is None else sw.sum())
+def _largest_abs(X) -> float:
+    """max |x| over the stored values of X (0 for an empty X)."""
+    values = X.data if sp.issparse(X) else X
+    return float(max(values.max(), -values.min())) if values.size else 0.0
 
 
-def _as_network_input(X, net: Network, rows_sliced: bool):
+def _as_network_input(X, dtype, rows_sliced: bool):
     """X in the network's dtype, converted once (not at every step); sparse stays sparse.
 
     Minibatch training slices rows, which CSR does without a copy and CSC does not.
     """
     if sp.issparse(X):
         X = X.tocsr() if rows_sliced and X.format != "csr" else X
-        return X.astype(net.dtype, copy=False)
-    return np.asarray(X, dtype=net.dtype)
+        return X.astype(dtype, copy=False)
+    return np.asarray(X, dtype=dtype)
 
 
+@model_kind
 class SoftmaxRegression(_SoftmaxBase):
     """Multinomial logistic (softmax) regression: one layer, K softmax units.
 
@@ -579,40 +639,14 @@ class SoftmaxRegression(_SoftmaxBase):
         net.params[...] = 0  # the problem is convex: start from zero, as scikit-learn does
 
     def _set_network(self, net: Network) -> None:
-        self._net = net
+        self.network_ = net
         self.coef_ = net.W[0]  # (K, d) or (1, d): views into the flat parameter buffer
         self.intercept_ = net.b[0]
 
     def _set_n_iter(self, n: int) -> None:
         self.n_iter_ = np.array([n], dtype=np.int32)  # LogisticRegression's shape
 
-    def _lbfgs_stages(self, net: Network, X, sw, l2: float) -> list:
-        """Preconditioned L-BFGS (dense X, d ≤ 4096): first on the diagonal of the Hessian bound
-        I_K ⊗ c X̃ᵀ diag(w) X̃ (c = ½ softmax, ¼ sigmoid) — the features' scales, cheaply — then,
-        from where that arrived, on the full X̃ᵀ diag(w κ) X̃ with the logits' curvature κ."""
-        if sp.issparse(X) or X.shape[1] > _MAX_PRECONDITIONED_FEATURES:
-            return [(None, lambda theta: None)]
-        w = np.full(X.shape[0], 1.0 / X.shape[0]) if sw is None else sw / sw.sum()
-        K, fit_intercept = net.layer_sizes[-1], self.fit_intercept
-        bound = 0.5 if net.output == "softmax" else 0.25
-        # features whose squares overflow X's dtype (float32 beyond ~1e19): Gram matrices in
-        # float64; beyond ~1e150 they overflow even there, and L-BFGS goes unpreconditioned
-        top, fits = max(X.max(), -X.min()), lambda dtype: np.sqrt(np.finfo(dtype).max / len(X))
-        if top > fits(np.float64):
-            return [(None, lambda theta: None)]
-        wide = np.float64 if top > fits(X.dtype) else None  # per row block, not a copy of X
-
-        def diagonal(theta):
-            return solvers.BlockPreconditioner.from_gram(X, bound * w, l2, K, fit_intercept,
-                                                         diagonal=True, dtype=wide)
-
-        def curvature(theta):
-            net.params[...] = theta
-            kappa = np.maximum(net.logit_curvature(X), 1e-4 * bound)
-            return solvers.BlockPreconditioner.from_gram(X, w * kappa, l2, K, fit_intercept,
-                                                         dtype=wide)
-
-        return [(_DIAGONAL_STAGE_ITERATIONS, diagonal), (None, curvature)]
+    _full_batch_solver = staticmethod(solvers.preconditioned_lbfgs)
 
     def _finish_full_batch(self, net, res) -> None:
         if net.output == "softmax" and self.fit_intercept:
@@ -620,6 +654,7 @@ class SoftmaxRegression(_SoftmaxBase):
         super()._finish_full_batch(net, res)
 
 
+@model_kind
 class SoftmaxNetwork(_SoftmaxBase):
     """A feed-forward network: ``hidden_layer_sizes``, then K softmax outputs (MLPClassifier's API).
 
@@ -711,7 +746,7 @@ class SoftmaxNetwork(_SoftmaxBase):
         net.initialize(self._seed)
 
     def _set_network(self, net: Network) -> None:
-        self._net = net
+        self.network_ = net
         self.coefs_ = [W.T for W in net.W]  # (d_in, d_out) each, scikit-learn's convention
         self.intercepts_ = list(net.b)
         self.n_layers_ = len(net.layer_sizes)

@@ -44,7 +44,7 @@ def gradcheck(
         step[j] = h
         numeric[j] = (J(theta + step) - J(theta - step)) / (2 * h)
     net.params[...] = theta
-    net._clear_caches()
+    net.clear_caches()
     rel = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
     errors, start = [], 0
     for l, layer in enumerate(net.layers, start=1):

@@ -15,6 +15,7 @@ with CE_i = −Σ_k y_ik log ŷ_ik (softmax output) or the binary cross-entropy 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +29,26 @@ Array = NDArray[np.floating]
 
 OUTPUTS = ("softmax", "sigmoid")
 BLOCK_ROWS = 2048  # rows per block in full-batch evaluations: 2048 × 784 float32 = 6.4 MB
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Everything that defines a network but its parameters: what pickling, model files,
+    checkpoints and the Dask workers need to rebuild it (θ travels separately)."""
+
+    layer_sizes: tuple[int, ...]
+    activation: str = "relu"
+    output: str = "softmax"
+    dtype: str = "float64"
+    fit_intercept: bool = True
+
+    def build(self, params: ArrayLike | None = None) -> Network:
+        """The network of this spec, with ``params`` (θ) copied in when given."""
+        net = Network(self.layer_sizes, self.activation, self.output, np.dtype(self.dtype),
+                      self.fit_intercept)
+        if params is not None:
+            net.params[...] = params
+        return net
 
 
 class Network:
@@ -85,6 +106,11 @@ class Network:
             start = b_stop
         return layers
 
+    @property
+    def spec(self) -> NetworkSpec:
+        return NetworkSpec(self.layer_sizes, self.activation, self.output, self.dtype.name,
+                           self.fit_intercept)
+
     # -- parameters -------------------------------------------------------------------------
     @property
     def W(self) -> list[Array]:
@@ -111,7 +137,7 @@ class Network:
         return self
 
     # -- forward and backward -----------------------------------------------------------------
-    def _as_input(self, X: ArrayLike) -> Array:
+    def as_input(self, X: ArrayLike) -> Array:
         if sp.issparse(X):
             return X if X.dtype == self.dtype else X.astype(self.dtype)
         return np.asarray(X, dtype=self.dtype)
@@ -121,7 +147,7 @@ class Network:
 
         ``keep=True`` keeps each layer's A[l-1], Z[l], A[l] for the backward pass that follows.
         """
-        A = self._as_input(X)
+        A = self.as_input(X)
         for layer in self.layers:
             A = layer.forward(A, keep)
         return A
@@ -147,7 +173,7 @@ class Network:
         Z = self.logits(X)
         return Z[:, 0] if self.output == "sigmoid" else Z
 
-    def _clear_caches(self) -> None:
+    def clear_caches(self) -> None:
         for layer in self.layers:
             layer._A_prev = layer._Z = layer._A = None
 
@@ -157,7 +183,7 @@ class Network:
         Softmax: ∂²CE/∂z_k² = ŷ_k (1 − ŷ_k), so κ_i = (1/K) Σ_k ŷ_ik (1 − ŷ_ik); sigmoid:
         κ_i = σ(z_i)(1 − σ(z_i)).  Near 0 for rows the model already classifies confidently.
         """
-        X = self._as_input(X)
+        X = self.as_input(X)
         kappa = np.empty(X.shape[0])
         for a in range(0, X.shape[0], block_rows):
             P = self.predict_proba(X[a:a + block_rows])
@@ -196,39 +222,10 @@ class Network:
             self.layers[-1].db[...] = 0
         if l2:
             loss += self.penalty(l2)
-            for layer in self.layers:
-                layer.dW += l2 * layer.W  # the weights only: intercepts are not penalised
+            self.add_penalty_grad(l2)
         return loss, self.grads, Z
 
-    def objective(
-        self, X: ArrayLike, y: NDArray, sample_weight=None, l2: float = 0.0,
-        block_rows: int = BLOCK_ROWS,
-    ):
-        """``f(θ) -> (J, ∇J)`` on a float64 flat vector, for full-batch solvers (scipy).
-
-        J and ∇J are sums over row blocks, J = Σ_B (Σ_{i∈B} s_i / Σ s) J_B: each block's forward
-        and backward pass reuse its rows while they are still in cache (X is read from memory
-        once per evaluation, not twice), and the temporaries are block-sized, never n × K.
-        """
-        X = self._as_input(X)
-        X = X.tocsr() if sp.issparse(X) else X  # row blocks of CSR are cheap slices
-        n = X.shape[0]
-        s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        blocks = [slice(a, min(a + block_rows, n)) for a in range(0, n, block_rows)]
-        shares = [s[b].sum() / s.sum() for b in blocks]
-        blocks, shares = [b for b, w in zip(blocks, shares) if w > 0], [w for w in shares if w > 0]
-        plain = sample_weight is None
-
-        def f(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-            self.params[...] = theta
-            J, grad = 0.0, np.zeros(self.params.size)
-            for rows, share in zip(blocks, shares):
-                J_B, g_B, _ = self.loss_grad(X[rows], y[rows], None if plain else s[rows])
-                J += share * J_B
-                grad += share * g_B
-            self._clear_caches()
-            J += self.penalty(l2)
-            grad += l2 * self.params * self.penalty_mask
-            return J, grad
-
-        return f
+    def add_penalty_grad(self, l2: float) -> None:
+        """dW[l] += l2 · W[l] for every layer: the weights only, intercepts are not penalised."""
+        for layer in self.layers:
+            layer.dW += l2 * layer.W

@@ -1,6 +1,8 @@
 """Full-batch solvers on a function ``f(θ) -> (J(θ), ∇J(θ))`` of a flat float64 vector.
 
-Solvers know nothing of networks or estimators: they see only the objective.
+Solvers know nothing of networks, estimators or where the rows are: they see only the objective
+(:class:`softmaxreg.objective.Objective`), and :func:`preconditioned_lbfgs` also asks it for the
+weighted Gram sums of the rows.
 """
 
 from __future__ import annotations
@@ -28,22 +30,6 @@ class SolverResult:
     message: str
 
 
-def gram_sums(X, w, diagonal: bool = False, dtype=None, block_rows: int = 2048):
-    """(Σ_i w_i x_i x_iᵀ — or its diagonal —, Σ_i w_i x_i, Σ_i w_i), summed in float64 over row
-    blocks computed in X's precision (or ``dtype``, where squares would overflow it): no
-    temporary the size of X.  (d, d) or (d,), (d,), float."""
-    n, d = X.shape
-    G, g = np.zeros(d if diagonal else (d, d)), np.zeros(d)
-    w = np.asarray(w, dtype=np.float64)
-    for a in range(0, n, block_rows):
-        Xb = X[a:a + block_rows]
-        Xb = Xb.astype(dtype) if dtype is not None else Xb
-        Xw = Xb * w[a:a + block_rows].astype(Xb.dtype)[:, None]
-        G += np.einsum("ij,ij->j", Xb, Xw) if diagonal else Xb.T @ Xw
-        g += Xw.sum(axis=0)
-    return G, g, float(w.sum())
-
-
 class BlockPreconditioner:
     """The linear change of variables W̃ = U L⁻¹ for one dense layer, with B = L Lᵀ.
 
@@ -61,7 +47,8 @@ class BlockPreconditioner:
     @classmethod
     def from_sums(cls, G, g, g0: float, l2: float, n_classes: int, fit_intercept: bool = True,
                   diagonal: bool = False) -> BlockPreconditioner:
-        """B = [[G + l2 I, g], [gᵀ, g0]] factored, from the sums of :func:`gram_sums`.
+        """B = [[G + l2 I, g], [gᵀ, g0]] factored, from the sums of
+        :func:`softmaxreg.objective.gram_sums`.
 
         ``diagonal``: G is the vector of its diagonal and only diag(B) is used (L = √diag B).
         """
@@ -77,18 +64,6 @@ class BlockPreconditioner:
         if diagonal:
             return cls(np.diag(np.sqrt(np.diag(B))), n_classes, fit_intercept)
         return cls(scipy.linalg.cholesky(B, lower=True), n_classes, fit_intercept)
-
-    @classmethod
-    def from_gram(cls, X, w, l2: float, n_classes: int, fit_intercept: bool = True,
-                  diagonal: bool = False, dtype=None) -> BlockPreconditioner:
-        """B = X̃ᵀ diag(w) X̃ + l2 D  (D = 1 on weights, 0 on the intercept), or its diagonal.
-
-        With w_i = (row weight) × (curvature of the loss in one logit) this bounds or
-        approximates the Hessian block of each class: the bound ½ (softmax) or ¼ (sigmoid), or
-        the curvature at the current point, which is far smaller on well-classified rows.
-        """
-        return cls.from_sums(*gram_sums(X, w, diagonal, dtype), l2, n_classes, fit_intercept,
-                             diagonal)
 
     def _split(self, theta):
         K, d = self.K, self.L.shape[0] - self.fit_intercept
@@ -125,6 +100,45 @@ def _scipy_blas_single_threaded():
 
 
 Stage = tuple["int | None", Callable[[NDArray[np.float64]], "BlockPreconditioner | None"]]
+MAX_PRECONDITIONED_FEATURES = 4096  # B is (d + 1) × (d + 1), factored once per stage
+DIAGONAL_STAGE_ITERATIONS = 25  # MNIST: 25 diagonal + 60 curvature ≈ half of 163 with the bound
+
+
+def preconditioned_lbfgs(
+    fun, x0: NDArray, max_iter: int = 100, tol: float = 1e-4, callback: Callback | None = None
+) -> SolverResult:
+    """L-BFGS for softmax regression in two stages (:func:`staged_lbfgs`): first preconditioned
+    by the diagonal of the Hessian bound I_K ⊗ c X̃ᵀ diag(w) X̃ (c = ½ softmax, ¼ sigmoid) — the
+    features' scales, cheaply —, then, from where that arrived, by the full X̃ᵀ diag(w κ) X̃ with
+    the logits' curvature κ at that point.
+
+    ``fun`` is an :class:`~softmaxreg.objective.Objective`: besides J and ∇J it gives the Gram
+    sums of its rows.  Plain L-BFGS where no preconditioner applies: hidden layers, sparse or
+    wide X (d > 4096), or features whose squares overflow even float64 (|x| ≳ 1e150 / √n);
+    Gram sums in float64 where squares overflow the data's dtype (float32: |x| ≳ 1e19 / √n).
+    """
+    rows = fun.rows
+    plain = [(None, lambda theta: None)]
+    if (not fun.linear or rows.sparse or rows.n_features > MAX_PRECONDITIONED_FEATURES
+            or rows.top > _largest_square_safe(np.float64, rows.n)):
+        return staged_lbfgs(fun, x0, plain, max_iter, tol, callback)
+    wide = np.float64 if rows.top > _largest_square_safe(rows.dtype, rows.n) else None
+    c, shape = fun.curvature_bound, (fun.l2, fun.n_classes, fun.fit_intercept)
+
+    def diagonal(theta):
+        return BlockPreconditioner.from_sums(*fun.gram(None, c, 0.0, True, wide), *shape,
+                                             diagonal=True)
+
+    def curvature(theta):
+        return BlockPreconditioner.from_sums(*fun.gram(theta, 1.0, 1e-4 * c, False, wide), *shape)
+
+    stages = [(DIAGONAL_STAGE_ITERATIONS, diagonal), (None, curvature)]
+    return staged_lbfgs(fun, x0, stages, max_iter, tol, callback)
+
+
+def _largest_square_safe(dtype, n: int) -> float:
+    """The largest |x| whose squares summed over n rows stay finite in ``dtype``."""
+    return float(np.sqrt(np.finfo(dtype).max / max(n, 1)))
 
 
 def staged_lbfgs(

@@ -3,8 +3,9 @@
 Each epoch draws its permutation from ``(seed, epoch)``, so a run is reproducible and can be resumed
 at any step: a :class:`Position` (epoch, steps done, the epoch's running sums, the stall tracker)
 together with the parameters, the optimiser's state and the history is all there is to a run.
-Rows are gathered once per epoch into a preallocated buffer, and each minibatch is then a
-contiguous slice of it (no fancy-index copy per step).
+Where the rows are is the backend's business (:class:`softmaxreg.objective.Rows`): each step asks
+it for the gradient of the minibatch's rows, gathered in memory or summed from the Dask chunks
+that hold them, so one loop serves every backend.
 
 Checkpoints (:mod:`softmaxreg.checkpoint`) plug in through :class:`TrainHooks`, passed as
 ``hooks=`` or made active around code that trains indirectly (an estimator's ``fit``) with
@@ -20,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from ._threads import one_blas_thread
 from .exceptions import TrainingDivergedError
+from .functional import labels_from_logits
 from .network import Network
+from .objective import Rows, as_rows
 from .optim import Schedule
 
 Callback = Callable[[int, dict], "bool | None"]
@@ -137,47 +139,8 @@ def evaluate(net: Network, X, y: NDArray, sample_weight=None) -> tuple[float, fl
         rows = slice(start, start + 8192)
         Z = net.logits(X[rows])
         losses += net.loss_from_logits(Z, y[rows], w[rows])[0] * w[rows].sum()
-        correct += int(np.sum(_predict_from_logits(Z) == y[rows]))
+        correct += int(np.sum(labels_from_logits(Z) == y[rows]))
     return losses / w.sum(), correct / n
-
-
-def _predict_from_logits(Z: NDArray) -> NDArray:
-    return (Z[:, 0] > 0).astype(np.intp) if Z.shape[1] == 1 else Z.argmax(axis=1)
-
-
-class _Batches:
-    """The rows of ``X`` in an epoch's order, gathered one minibatch at a time.
-
-    ``batches[rows]`` copies the rows ``perm[rows]`` into one preallocated buffer (in the
-    network's dtype) that every step reuses: no fancy-index copy per step and no second copy of X.
-    The buffer is overwritten by the next call, so a batch is valid only for its own step.
-    """
-
-    def __init__(self, X, batch_size: int, dtype):
-        self.X, self.perm = X, None
-        self.sparse = sp.issparse(X)
-        self.buf = None if self.sparse else np.empty((batch_size, X.shape[1]), dtype=dtype)
-
-    def __getitem__(self, rows: slice):
-        idx = self.perm[rows]
-        if self.sparse:
-            return self.X[idx]
-        out = self.buf[: len(idx)]
-        np.take(self.X, idx, axis=0, out=out)
-        return out
-
-
-class _EpochBuffers:
-    """Labels and weights of one epoch in shuffled order (small), features as :class:`_Batches`."""
-
-    def __init__(self, X, y, sample_weight, batch_size: int, dtype):
-        self.y, self.sw = y, sample_weight
-        self.Xs = _Batches(X, batch_size, dtype)
-
-    def shuffle(self, perm: NDArray[np.intp]):
-        self.Xs.perm = perm
-        sws = None if self.sw is None else self.sw[perm]
-        return self.Xs, self.y[perm], sws
 
 
 def train(
@@ -195,6 +158,8 @@ def train(
 ) -> History:
     """Train ``net`` in place by minibatch steps of ``optimizer`` for ``config.epochs`` epochs.
 
+    ``X`` is an array (n, d) with labels ``y`` and ``sample_weight``, or a backend
+    (:class:`~softmaxreg.objective.Rows`) that holds the rows (``y`` then unused).
     The minibatch objective is J_B(θ) = Σ_{i∈B} w_i CE_i + (l2/2) Σ‖W‖² (mean over the batch).
     ``validation`` is ``(X_val, y_val)``; with ``early_stopping`` training stops once the
     validation loss (else the training loss) has not improved by ``tol`` for ``n_iter_no_change``
@@ -209,7 +174,7 @@ def train(
     if hooks is not None:
         run.position = hooks.start(run, X, y) or run.position
     with _blas_threads_for(net, config.batch_size):
-        _loop(run, schedule, X, y, sample_weight, validation, callbacks, hooks)
+        _loop(run, schedule, as_rows(X, y, sample_weight, net), validation, callbacks, hooks)
     if config.early_stopping and run.position.best["params"] is not None:
         net.params[...] = run.position.best["params"]
     return run.history
@@ -231,36 +196,32 @@ def _blas_threads_for(net: Network, batch_size: int):
     return one_blas_thread() if largest < SMALL_STEP_MACS else nullcontext()
 
 
-def _loop(run: Run, schedule, X, y, sample_weight, validation, callbacks, hooks) -> None:
+def _loop(run: Run, schedule, rows: Rows, validation, callbacks, hooks) -> None:
     """The epochs of :func:`train` from ``run.position`` on; ``pos`` is updated as they go."""
     net, optimizer, history, config, pos = (run.net, run.optimizer, run.history, run.config,
                                             run.position)
-    n, bs = X.shape[0], max(1, min(config.batch_size, X.shape[0]))
-    buffers = _EpochBuffers(X, y, sample_weight, bs, net.dtype)
+    n, bs = rows.n, max(1, min(config.batch_size, rows.n))
     epochs = range(pos.epoch, pos.epoch if pos.finished else config.epochs)
     bar = tqdm(epochs, desc="training", unit="epoch", disable=not config.progress, leave=False)
     for epoch in bar:
         lr = schedule(epoch)
         last_good = net.params.copy()
-        Xs, ys, sws = buffers.shuffle(epoch_permutation(n, config.seed, epoch))
+        perm = epoch_permutation(n, config.seed, epoch)
         for start in range(pos.step * bs, n, bs):
-            rows = slice(start, start + bs)
             lr = schedule(epoch + start / n)  # schedules are functions of the (fractional) epoch
-            loss, grads, Z = net.loss_grad(Xs[rows], ys[rows], _part(sws, rows), config.l2)
+            loss, grads, correct, m = rows.batch(net, perm[start:start + bs], config.l2)
             if not np.isfinite(loss):
                 _diverged(net, last_good, f"the training loss became {loss}", epoch, lr)
-            m = Z.shape[0] if sws is None else float(sws[rows].sum())  # the batch's weight
-            # the penalty of the parameters this loss was computed at, before the step moves them
-            pos.total += (loss - net.penalty(config.l2)) * m if config.l2 else loss * m
+            pos.total += loss * m  # the batch's weighted loss, without the penalty
             optimizer.step(net.params, grads, lr)
-            pos.correct += int(np.sum(_predict_from_logits(Z) == ys[rows]))
+            pos.correct += correct
             pos.step += 1
             if hooks is not None:
                 hooks.after_step(run)
         if not np.all(np.isfinite(net.params)):  # the epoch's last step overflowed
             _diverged(net, last_good, "the parameters became non-finite", epoch, lr)
-        total = pos.total / (n if sws is None else float(sws.sum()))
-        logs = {"epoch": epoch + 1, "loss": total, "accuracy": pos.correct / n, "lr": lr}
+        logs = {"epoch": epoch + 1, "loss": pos.total / rows.total_weight,
+                "accuracy": pos.correct / n, "lr": lr}
         if validation is not None:
             logs["val_loss"], logs["val_accuracy"] = evaluate(net, *validation)
         history.append(logs)
@@ -283,10 +244,6 @@ def _diverged(net: Network, last_good: NDArray, what: str, epoch: int, lr: float
         "keeps the weights of the last finite epoch. Try a smaller learning rate, or scale "
         "the features (e.g. sklearn.preprocessing.StandardScaler)."
     )
-
-
-def _part(sw, rows):
-    return None if sw is None else sw[rows]
 
 
 def _no_improvement(best: dict, net: Network, logs: dict, config: TrainConfig) -> bool:

@@ -57,7 +57,7 @@ def network(solver="sgd", **kwargs):
 
 
 def assert_same_fit(a, b):
-    assert_array_equal(a._net.params, b._net.params)
+    assert_array_equal(a.network_.params, b.network_.params)
     assert a.history_.as_dict() == b.history_.as_dict()
     assert a.n_iter_ == b.n_iter_
 

@@ -109,5 +109,5 @@ def test_predicting_during_training_leaves_the_training_unchanged(digits):
         return calls
 
     calls = in_threads(work)
-    assert_array_equal(busy._net.params, quiet._net.params)
+    assert_array_equal(busy.network_.params, quiet.network_.params)
     assert sum(calls[1:]) > N_THREADS  # the predictions really ran alongside

@@ -162,7 +162,7 @@ def test_network_full_batch_equals_single_machine(client):
         warnings.simplefilter("ignore")  # max_iter is reached on purpose
         ref = SoftmaxNetwork(**kw).fit(X, y)
         got = SoftmaxNetwork(**kw).fit(_chunks(X), y)
-    assert _rel(got._net.params, ref._net.params) < RTOL
+    assert _rel(got.network_.params, ref.network_.params) < RTOL
     assert got.n_iter_ == ref.n_iter_
 
 
@@ -175,7 +175,7 @@ def test_network_minibatch_steps_are_the_single_machine_steps(client):
         warnings.simplefilter("ignore")
         ref = SoftmaxNetwork(**kw).fit(X, y)
         got = SoftmaxNetwork(**kw).fit(_chunks(X, 200), y)
-    assert _rel(got._net.params, ref._net.params) < 1e-10
+    assert _rel(got.network_.params, ref.network_.params) < 1e-10
     np.testing.assert_allclose(got.loss_curve_, ref.loss_curve_, rtol=1e-10)
     assert got.history_.accuracy == ref.history_.accuracy
 
@@ -260,20 +260,20 @@ def test_worker_killed_mid_fit_the_fit_completes_with_the_same_coefficients(monk
     X, y = _problem(seed=10)
     kw = dict(tol=1e-8, max_iter=500)
     ref = SoftmaxRegression(**kw).fit(X, y)
-    submit, calls = dist.DaskObjective.submit, []
+    submit, calls = dist.DaskRows.submit, []
 
     with _cluster(2, processes=True) as cluster, distributed.Client(cluster, timeout=60) as c:
         pids = c.run(os.getpid)
         victim = sorted(pids)[0]
 
-        def submit_then_kill(self, theta):
-            future = submit(self, theta)
+        def submit_then_kill(self, spec, theta):
+            future = submit(self, spec, theta)
             calls.append(1)
             if len(calls) == 5:
                 os.kill(pids[victim], signal.SIGKILL)
             return future
 
-        monkeypatch.setattr(dist.DaskObjective, "submit", submit_then_kill)
+        monkeypatch.setattr(dist.DaskRows, "submit", submit_then_kill)
         with pytest.warns(dist.WorkerLostWarning, match=victim):
             got = SoftmaxRegression(**kw).fit(_chunks(X, 200), y)
     assert len(calls) > 5

@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from softmaxreg import SoftmaxNetwork, SoftmaxRegression, TrainingDivergedError
 from softmaxreg.network import Network
+from softmaxreg.objective import objective
 from softmaxreg.solvers import lbfgs
 
 
@@ -114,7 +115,8 @@ def test_two_classes_reduce_to_two_softmax_units_at_half_the_C(cancer):
     c = 0.05
     n, d = X.shape
     two_units = Network((d, 2), activation="identity", output="softmax")
-    res = lbfgs(two_units.objective(X, y, None, 1.0 / (c * n)), two_units.params, 10_000, 1e-10)
+    f = objective(two_units, X, y, None, 1.0 / (c * n))
+    res = lbfgs(f, two_units.params, 10_000, 1e-10)
     two_units.params[...] = res.x
     w0, w1 = two_units.W[0]
     assert_allclose(w0, -w1, atol=1e-6)
@@ -460,7 +462,7 @@ def test_pickled_model_predicts_the_same_and_keeps_streaming(iris):
     model.partial_fit(X, y)
     clone.partial_fit(X, y)
     assert_array_equal(clone.coef_, model.coef_)
-    assert np.shares_memory(clone.coef_, clone._net.params)  # still a view of the flat buffer
+    assert np.shares_memory(clone.coef_, clone.network_.params)  # still a view of the flat buffer
 
 
 def test_warm_start_resumes_from_the_last_solution(digits_split):

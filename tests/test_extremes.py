@@ -68,7 +68,7 @@ def fit_or_diverge(estimator, X, y):
             estimator.fit(X, y)
         except TrainingDivergedError as exc:
             assert "scale the features" in str(exc) or "scale the data" in str(exc)
-    assert np.all(np.isfinite(estimator._net.params))
+    assert np.all(np.isfinite(estimator.network_.params))
     P = estimator.predict_proba(X)
     assert np.all(np.isfinite(P)) and np.all(P >= 0)
     assert_allclose(P.sum(axis=1), 1.0, rtol=1e-5)

@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from softmaxreg.network import Network
+from softmaxreg.objective import gram_sums, objective
 from softmaxreg.solvers import BlockPreconditioner, gradient_descent, lbfgs
 
 
@@ -25,7 +26,7 @@ def softmax_regression_problem(n=80, d=4, K=3, seed=0, scale=None):
 
 
 def preconditioner_for(X, w, l2, K, fit_intercept=True):
-    return BlockPreconditioner.from_gram(X, 0.5 * w, l2, K, fit_intercept)  # the Hessian bound
+    return BlockPreconditioner.from_sums(*gram_sums(X, 0.5 * w), l2, K, fit_intercept)  # the bound
 
 
 # -- L-BFGS ----------------------------------------------------------------------------------
@@ -72,7 +73,7 @@ def test_preconditioned_gradient_matches_finite_differences(fit_intercept):
     X, y, rng = softmax_regression_problem(n=30, d=3, K=3)
     s = rng.uniform(0.5, 2.0, size=30)
     w, l2 = s / s.sum(), 0.05
-    J = Network((3, 3), fit_intercept=fit_intercept).objective(X, y, s, l2)
+    J = objective(Network((3, 3), fit_intercept=fit_intercept), X, y, s, l2)
     P = preconditioner_for(X, w, l2, 3, fit_intercept)
     u = rng.normal(size=12)
     if not fit_intercept:
@@ -90,7 +91,7 @@ def test_preconditioned_hessian_is_bounded_by_the_identity():
     """The point of B = c X̃ᵀ diag(w) X̃ + l2 D: in u the Hessian has eigenvalues at most 1."""
     X, y, rng = softmax_regression_problem(n=50, d=3, K=3, scale=np.array([1.0, 30.0, 0.01]))
     l2 = 1e-2
-    J = Network((3, 3)).objective(X, y, None, l2)
+    J = objective(Network((3, 3)), X, y, None, l2)
     P = preconditioner_for(X, np.full(50, 1 / 50), l2, 3)
     u, h = P.to_u(rng.normal(size=12) * 0.1), 1e-5
     H = np.empty((12, 12))
@@ -108,7 +109,7 @@ def test_preconditioned_and_plain_lbfgs_reach_the_same_minimiser():
     X, y, _ = softmax_regression_problem(n=120, d=4, K=3, seed=1,
                                          scale=np.array([1.0, 20.0, 0.2, 3.0]))
     n, l2 = len(y), 1.0 / (10.0 * 120)  # C = 10 in LogisticRegression's sum form
-    f = Network((4, 3)).objective(X, y, None, l2)
+    f = objective(Network((4, 3)), X, y, None, l2)
     P = preconditioner_for(X, np.full(n, 1 / n), l2, 3)
     plain = lbfgs(f, np.zeros(15), max_iter=5000, tol=1e-8)
     pre = lbfgs(f, np.zeros(15), max_iter=5000, tol=1e-8, preconditioner=P)
@@ -137,7 +138,7 @@ def test_preconditioner_helps_on_badly_scaled_features():
     X, y, _ = softmax_regression_problem(n=120, d=4, K=3, seed=1,
                                          scale=np.array([1.0, 100.0, 0.01, 3.0]))
     l2 = 1.0 / 1200
-    f = Network((4, 3)).objective(X, y, None, l2)
+    f = objective(Network((4, 3)), X, y, None, l2)
     P = preconditioner_for(X, np.full(120, 1 / 120), l2, 3)
     plain = lbfgs(f, np.zeros(15), max_iter=5000, tol=1e-6)
     pre = lbfgs(f, np.zeros(15), max_iter=5000, tol=1e-6, preconditioner=P)
