@@ -33,8 +33,9 @@ from threadpoolctl import threadpool_limits
 
 from softmaxreg import SoftmaxRegression
 from softmaxreg import distributed as dist
-from softmaxreg.datasets import load_mnist
-from softmaxreg.network import Network
+from softmaxreg.io import load_mnist
+from softmaxreg.network import Network, NetworkSpec
+from softmaxreg.objective import Objective, objective
 
 HERE = Path(__file__).resolve().parent
 BASE_ROWS = 60_000
@@ -58,7 +59,7 @@ def in_memory_evaluation(X0, y0, n_rows: int, reps: int) -> dict:
     copies = n_rows // BASE_ROWS
     X, y = np.concatenate([X0] * copies), np.concatenate([y0] * copies)
     net = Network((X.shape[1], 10), output="softmax", dtype=np.float32)
-    f, theta = net.objective(X, y, None, L2), np.zeros(net.params.size)
+    f, theta = objective(net, X, y, None, L2), np.zeros(net.params.size)
     out = {}
     for threads in (1, 2):
         with threadpool_limits(threads):
@@ -126,13 +127,11 @@ def fixed_cost(client, chunk_counts, reps: int) -> dict:
 
 
 def _objective(client, X, y):
-    """The DaskObjective of softmax regression on (X, y), persisted, and θ = 0."""
-    est, watch = SoftmaxRegression(), dist._Watch(client, 60)
-    raw, classes, _ = dist.shard(watch, X, y)
-    dist._set_classes(est, classes, X.shape[1], None)
-    net = est._start_network(X.shape[1], np.float32)
-    data = dist.prepare(watch, raw, classes, None, np.float32)
-    return dist.DaskObjective(data, net, L2, watch), np.zeros(net.params.size)
+    """The objective of softmax regression on (X, y) persisted as Dask rows, and θ = 0."""
+    data = dist.scan(X, y, client=client)
+    rows = data.prepare(None, np.float32)
+    net = NetworkSpec((X.shape[1], len(data.classes)), "identity", dtype="float32").build()
+    return Objective(rows, net, L2), np.zeros(net.params.size)
 
 
 def cluster(n_workers: int):
