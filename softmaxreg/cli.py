@@ -7,11 +7,28 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import fields
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
+from .activations import ACTIVATIONS
+from .checkpoint import TrainingInterrupted
+from .estimators import NETWORK_SOLVERS, REGRESSION_SOLVERS
 from .exceptions import SoftmaxRegError
+from .optim import SCHEDULES
+from .workflow import (
+    TrainSettings,
+    check_gradients,
+    evaluate,
+    plot,
+    predict,
+    resume_settings,
+    train,
+)
+
+SOLVERS = tuple(dict.fromkeys(REGRESSION_SOLVERS + NETWORK_SOLVERS))  # either model's
+DEFAULT = TrainSettings()
 
 TRAIN_EXAMPLES = """examples:
   softmaxreg train                                   # softmax regression on scikit-learn's digits
@@ -52,34 +69,33 @@ def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
 
     t = sub.add_parser("train", help="train a model", epilog=TRAIN_EXAMPLES, formatter_class=fmt)
-    t.add_argument("--dataset", default="digits",
+    t.add_argument("--dataset", default=DEFAULT.dataset,
                    help="mnist, digits, iris, wine, breast_cancer, or a .csv/.npz/.svmlight file "
-                        "or IDX folder (default: digits)")
+                        "or IDX folder (default: %(default)s)")
     t.add_argument("--test", help="a separate test set (default: the data set's own test split, "
                                   "else a stratified 25%% hold-out)")
-    t.add_argument("--model", choices=("softmax", "network"), default="softmax")
-    t.add_argument("--hidden", type=int, nargs="+", default=[128, 64], metavar="N",
+    t.add_argument("--model", choices=("softmax", "network"), default=DEFAULT.model)
+    t.add_argument("--hidden", type=int, nargs="+", default=DEFAULT.hidden, metavar="N",
                    help="hidden layer sizes of the network (default: 128 64)")
-    t.add_argument("--activation", default="relu",
-                   choices=("relu", "leaky_relu", "tanh", "sigmoid", "identity"))
-    t.add_argument("--solver", choices=("lbfgs", "sgd", "adam", "adamw"),
+    t.add_argument("--activation", default=DEFAULT.activation, choices=list(ACTIVATIONS))
+    t.add_argument("--solver", choices=SOLVERS,
                    help="default: lbfgs for softmax, adam for network")
     t.add_argument("--epochs", type=int, help="epochs (minibatch solvers) or iterations (lbfgs)")
-    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--batch-size", type=int, default=DEFAULT.batch_size)
     t.add_argument("--lr", type=float, help="initial learning rate (default: per solver)")
-    t.add_argument("--schedule", choices=("constant", "step", "cosine"), default="cosine",
-                   help="learning-rate schedule of minibatch solvers (default: cosine)")
+    t.add_argument("--schedule", choices=SCHEDULES, default=DEFAULT.schedule,
+                   help="learning-rate schedule of minibatch solvers (default: %(default)s)")
     reg = t.add_mutually_exclusive_group()
-    reg.add_argument("--C", type=float, default=1.0, help="inverse L2 strength (softmax)")
-    reg.add_argument("--alpha", type=float, default=1e-4, help="L2 strength (network)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--val-fraction", type=float, default=0.0,
+    reg.add_argument("--C", type=float, default=DEFAULT.C, help="inverse L2 strength (softmax)")
+    reg.add_argument("--alpha", type=float, default=DEFAULT.alpha, help="L2 strength (network)")
+    t.add_argument("--seed", type=int, default=DEFAULT.seed)
+    t.add_argument("--val-fraction", type=float, default=DEFAULT.val_fraction,
                    help="hold out this fraction of the training data for validation")
     t.add_argument("--early-stopping", action="store_true",
                    help="stop when the validation loss stops improving")
-    t.add_argument("--scale", choices=("auto", "none", "unit", "standard"), default="auto",
+    t.add_argument("--scale", choices=("auto", "none", "unit", "standard"), default=DEFAULT.scale,
                    help="auto: pixels to [0, 1], other features standardised")
-    t.add_argument("--label-column", help="CSV label column, by name or index")
+    t.add_argument("--label-column", type=_column, help="CSV label column, by name or index")
     t.add_argument("--data-dir", help="folder holding MNIST's IDX files")
     t.add_argument("--out", help="write the model to this .npz file")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -105,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EVALUATE_EXAMPLES, formatter_class=fmt)
     e.add_argument("model")
     e.add_argument("--dataset", required=True)
-    e.add_argument("--label-column")
+    e.add_argument("--label-column", type=_column)
     e.add_argument("--data-dir")
     e.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -116,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="a .csv/.npz/.svmlight file, or PNG/JPEG images of digits")
     p.add_argument("--proba", action="store_true", help="print every class probability as CSV")
     p.add_argument("--top-k", type=int, default=1)
-    p.add_argument("--label-column")
+    p.add_argument("--label-column", type=_column)
 
     g = sub.add_parser("plot", help="draw learning curves, confusion matrix, weights, mistakes",
                        epilog=PLOT_EXAMPLES, formatter_class=fmt)
@@ -129,8 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("gradcheck", help="check backpropagation against finite differences",
                        epilog=GRADCHECK_EXAMPLES, formatter_class=fmt)
     c.add_argument("--hidden", type=int, nargs="*", default=[5, 4], metavar="N")
-    c.add_argument("--activation", default="tanh",
-                   choices=("relu", "leaky_relu", "tanh", "sigmoid", "identity"))
+    c.add_argument("--activation", default="tanh", choices=list(ACTIVATIONS))
     c.add_argument("--inputs", type=int, default=6)
     c.add_argument("--classes", type=int, default=3)
     c.add_argument("--seed", type=int, default=0)
@@ -153,60 +168,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-_RUN_OPTIONS = ("dataset", "test", "model", "hidden", "activation", "solver", "epochs",
-                "batch_size", "lr", "schedule", "C", "alpha", "seed", "val_fraction",
-                "early_stopping", "scale", "label_column", "data_dir")
-
-
 def _train(args) -> int:
-    from .checkpoint import TrainingInterrupted
-    from .workflow import resume_settings, train
-
-    if args.resume:
-        defaults = _parser().parse_args(["train"])
-        given = [o for o in _RUN_OPTIONS if getattr(args, o) != getattr(defaults, o)]
-        if given:
-            raise ValueError(f"--resume continues a run with the settings it was started with; "
-                             f"drop --{given[0].replace('_', '-')}")
-        settings = resume_settings(args.resume, progress=not args.quiet)
-    else:
-        settings = _settings(args)
+    settings = _settings(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            if args.stream:
-                result = _train_stream(args, settings)
-            else:
-                result = train(settings, out=args.out, checkpoint=args.checkpoint,
-                               checkpoint_every=args.checkpoint_every, resume=args.resume,
-                               dask=args.dask)
+            result = train(settings, out=args.out, checkpoint=args.checkpoint,
+                           checkpoint_every=args.checkpoint_every, resume=args.resume,
+                           dask=args.dask, stream=args.stream, chunk_rows=args.chunk_rows)
         except TrainingInterrupted as exc:
             print(f"softmaxreg train: {exc}", file=sys.stderr)
             return 128 + exc.signum
     return _report_training(result, caught, args.out)
 
 
-def _train_stream(args, settings):
-    from .workflow import train_stream
-
-    if args.checkpoint or args.resume:
-        raise ValueError("--stream does not take --checkpoint or --resume")
-    if args.chunk_rows < 1:
-        raise ValueError(f"--chunk-rows must be positive, got {args.chunk_rows}")
-    return train_stream(settings, out=args.out, chunk_rows=args.chunk_rows)
-
-
-def _settings(args):
-    from .workflow import TrainSettings
-
-    return TrainSettings(
-        dataset=args.dataset, test=args.test, model=args.model, hidden=tuple(args.hidden),
-        activation=args.activation, solver=args.solver, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, C=args.C,
-        alpha=args.alpha, seed=args.seed,
-        val_fraction=args.val_fraction, early_stopping=args.early_stopping, scale=args.scale,
-        label_column=_column(args.label_column), data_dir=args.data_dir,
-        progress=not args.quiet)
+def _settings(args) -> TrainSettings:
+    """The run the options describe; with --resume, the run stored in the checkpoint."""
+    options = [f.name for f in fields(TrainSettings) if f.name in vars(args)]
+    if args.resume:
+        given = [o for o in options if getattr(args, o) != getattr(DEFAULT, o)]
+        if given:
+            raise ValueError(f"--resume continues a run with the settings it was started with; "
+                             f"drop --{given[0].replace('_', '-')}")
+        return resume_settings(args.resume, progress=not args.quiet)
+    values = {o: getattr(args, o) for o in options}
+    values["hidden"] = tuple(args.hidden)
+    return TrainSettings(**values, progress=not args.quiet)
 
 
 def _report_training(result, caught, out) -> int:
@@ -224,14 +211,13 @@ def _report_training(result, caught, out) -> int:
     return 0
 
 
-def _column(value: str | None):
-    return int(value) if value is not None and value.lstrip("-").isdigit() else value
+def _column(value: str) -> str | int:
+    """A label column by index (``3``, ``-1``) or by name."""
+    return int(value) if value.lstrip("-").isdigit() else value
 
 
 def _evaluate(args) -> int:
-    from .workflow import evaluate
-
-    m = evaluate(args.model, args.dataset, label_column=_column(args.label_column),
+    m = evaluate(args.model, args.dataset, label_column=args.label_column,
                  data_dir=args.data_dir)
     if args.json:
         print(json.dumps(m, indent=2))
@@ -252,10 +238,8 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from .workflow import predict
-
     out = predict(args.model, args.inputs, top_k=args.top_k,
-                  label_column=_column(args.label_column))
+                  label_column=args.label_column)
     if args.proba:
         print(",".join(["input", *map(str, out["class_labels"])]))
         for name, row in zip(out["inputs"], out["proba_all"]):
@@ -268,29 +252,22 @@ def _predict(args) -> int:
 
 
 def _plot(args) -> int:
-    from .plots import plot_all
-
-    for path in plot_all(args.source, args.out, dataset=args.dataset, data_dir=args.data_dir):
+    for path in plot(args.source, args.out, dataset=args.dataset, data_dir=args.data_dir):
         print(path)
     return 0
 
 
 def _gradcheck(args) -> int:
-    from .gradcheck import gradcheck, random_problem
-
-    K = 1 if args.classes == 2 else args.classes
-    sizes = [args.inputs, *args.hidden, K]
-    net, X, y = random_problem(sizes, args.activation, seed=args.seed)
+    sizes, errors, ok = check_gradients(args.inputs, args.hidden, args.classes,
+                                        args.activation, seed=args.seed)
     print(f"network {'-'.join(map(str, sizes))}, activation {args.activation}, "
-          f"{'sigmoid' if K == 1 else 'softmax'} output; central differences, float64")
-    worst = 0.0
-    for e in gradcheck(net, X, y, l2=1e-2):
+          f"{'sigmoid' if sizes[-1] == 1 else 'softmax'} output; central differences, float64")
+    for e in errors:
         print(f"  layer {e.layer}  W {e.shape[0]}x{e.shape[1]}  max relative error "
               f"{e.max_rel_error:.2e}")
-        worst = max(worst, e.max_rel_error)
-    print("OK: backpropagation agrees with finite differences" if worst < 1e-6
+    print("OK: backpropagation agrees with finite differences" if ok
           else "FAILED: relative error above 1e-6")
-    return 0 if worst < 1e-6 else 1
+    return 0 if ok else 1
 
 
 COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "plot": _plot,

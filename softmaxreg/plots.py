@@ -1,9 +1,10 @@
 """Figures with matplotlib (Agg backend, PNG files): learning curves, confusion matrix,
-softmax-regression weights as image templates, and the most confidently misclassified images."""
+softmax-regression weights as image templates, and the most confidently misclassified images.
+
+Each is drawn from arrays (a history, a confusion matrix, weights, images); none reads a file."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -11,8 +12,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-from .exceptions import DataError  # noqa: E402
 
 
 def learning_curves(history: dict, path: Path) -> Path:
@@ -82,55 +81,3 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def plot_all(source, out, *, dataset: str | None = None, data_dir=None) -> list[Path]:
-    """Every figure that ``source`` (a model file or a history JSON) allows; returns the paths."""
-    source, out = Path(source), Path(out)
-    if source.suffix.lower() == ".json":
-        return [learning_curves(_read_history(source), out / "learning_curves.png")]
-    from .persistence import load_bundle
-
-    estimator, scaling, meta = load_bundle(source)
-    paths = []
-    if meta.get("history"):
-        paths.append(learning_curves(meta["history"], out / "learning_curves.png"))
-    shape = meta.get("image_shape")
-    if meta.get("kind") == "SoftmaxRegression" and shape and len(estimator.classes_) > 2:
-        paths.append(weight_templates(estimator.coef_, estimator.classes_, tuple(shape),
-                                      out / "weights.png"))
-    dataset = dataset or meta.get("dataset")
-    if dataset:
-        paths += _data_figures(estimator, scaling, meta, dataset, data_dir,
-                               tuple(shape or ()), out)
-    return paths
-
-
-def _data_figures(estimator, scaling, meta, dataset, data_dir, shape, out: Path) -> list[Path]:
-    from .datasets import load_dataset
-    from .workflow import _evaluation_part, metrics
-
-    ds = load_dataset(dataset, data_dir=data_dir)
-    X, y = _evaluation_part(ds, dataset, meta)
-    Xs = scaling.transform(X) if scaling is not None else X
-    m = metrics(estimator, Xs, y)
-    paths = [confusion_heatmap(np.array(m["confusion_matrix"]), m["classes"],
-                               out / "confusion_matrix.png")]
-    if shape and int(np.prod(shape)) == X.shape[1]:
-        P = estimator.predict_proba(Xs)
-        pred = estimator.classes_[P.argmax(axis=1)]
-        wrong = np.flatnonzero(pred != np.asarray(y))
-        if wrong.size:
-            paths.append(misclassified_grid(X[wrong], np.asarray(y)[wrong], pred[wrong],
-                                            P[wrong].max(axis=1), shape, out / "mistakes.png"))
-    return paths
-
-
-def _read_history(path: Path) -> dict:
-    try:
-        history = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a readable history file ({exc})") from None
-    if not isinstance(history, dict) or not isinstance(history.get("loss"), list):
-        raise DataError(f"{path}: a history file holds a JSON object with a 'loss' list")
-    return history

@@ -1,4 +1,5 @@
-"""What the command line does, as plain functions: train, evaluate, predict.
+"""The use cases, as plain functions: train (in memory, on Dask, or from a stream), evaluate,
+predict, plot, check the gradients.
 
 The CLI parses arguments and prints; everything it prints is computed here (and nothing here
 prints), so each step can be used and tested from Python.
@@ -7,7 +8,7 @@ prints), so each step can be used and tested from Python.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import json
 import math
 import time
 import warnings
@@ -15,19 +16,20 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
 from .checkpoint import Checkpointer, read_settings
-from .datasets import Dataset, load_dataset
-from .estimators import SoftmaxNetwork, SoftmaxRegression
+from .estimators import MINIBATCH_SOLVERS, SoftmaxNetwork, SoftmaxRegression
 from .exceptions import DataError, ModelFileError
+from .gradcheck import LayerError, gradcheck, random_problem
+from .io import Dataset, data_fingerprint, load_dataset
 from .persistence import load_bundle, save
 from .preprocessing import Scaling
 
 TARGET_STEPS = 5000  # "auto" epochs: about this many minibatch steps, within [15, 200] epochs
+GRADCHECK_TOLERANCE = 1e-6  # largest relative error of a layer that passes
 
 
 @dataclass
@@ -66,19 +68,6 @@ class Split:
     y_test: np.ndarray | None
 
 
-def data_hash(X, y) -> str:
-    """SHA-256 of the training data (features and labels), to tell later what a model saw."""
-    h = hashlib.sha256()
-    if sp.issparse(X):
-        X = X.tocsr()
-        for part in (X.data, X.indices, X.indptr):
-            h.update(np.ascontiguousarray(part).tobytes())
-    else:
-        h.update(np.ascontiguousarray(X).tobytes())
-    h.update(np.asarray(y).astype(str).tobytes())
-    return h.hexdigest()
-
-
 def split_dataset(ds: Dataset, settings: TrainSettings) -> Split:
     """The source's own test split (or ``--test``), else a stratified hold-out; then validation."""
     X, y = ds.X, np.asarray(ds.y)
@@ -107,27 +96,29 @@ def _stratify(y: np.ndarray):
 
 def make_estimator(settings: TrainSettings, n_train: int):
     """The estimator the settings describe (CLI defaults: lbfgs softmax regression, Adam net)."""
-    common = dict(random_state=settings.seed, batch_size=settings.batch_size,
+    if settings.model not in ("softmax", "network"):
+        raise ValueError(f"unknown model {settings.model!r}: expected 'softmax' or 'network'")
+    network = settings.model == "network"
+    solver = settings.solver or ("adam" if network else "lbfgs")
+    common = dict(solver=solver, max_iter=_max_iter(settings, solver, n_train),
+                  random_state=settings.seed, batch_size=settings.batch_size,
                   learning_rate_init=settings.lr, learning_rate=settings.schedule,
                   early_stopping=settings.early_stopping,
                   validation_fraction=settings.val_fraction or 0.1,
                   verbose=int(settings.progress))
-    if settings.model == "softmax":
-        solver = settings.solver or "lbfgs"
-        auto = 100 if solver == "lbfgs" else _auto_epochs(settings, n_train)
-        max_iter = settings.epochs or auto
-        return SoftmaxRegression(C=settings.C, solver=solver, max_iter=max_iter, **common)
-    if settings.model == "network":
-        solver = settings.solver or "adam"
-        auto = 200 if solver == "lbfgs" else _auto_epochs(settings, n_train)
-        max_iter = settings.epochs or auto
+    if network:
         return SoftmaxNetwork(hidden_layer_sizes=tuple(settings.hidden),
-                              activation=settings.activation, solver=solver,
-                              alpha=settings.alpha, max_iter=max_iter, **common)
-    raise ValueError(f"unknown model {settings.model!r}: expected 'softmax' or 'network'")
+                              activation=settings.activation, alpha=settings.alpha, **common)
+    return SoftmaxRegression(C=settings.C, **common)
 
 
-def _auto_epochs(settings: TrainSettings, n_train: int) -> int:
+def _max_iter(settings: TrainSettings, solver: str, n_train: int) -> int:
+    """``settings.epochs``; else 100 (softmax) or 200 (network) full-batch iterations, or for
+    a minibatch solver about TARGET_STEPS steps, within [15, 200] epochs."""
+    if settings.epochs:
+        return settings.epochs
+    if solver not in MINIBATCH_SOLVERS:
+        return 200 if settings.model == "network" else 100
     steps_per_epoch = math.ceil(n_train / settings.batch_size)
     return int(min(200, max(15, math.ceil(TARGET_STEPS / steps_per_epoch))))
 
@@ -139,8 +130,7 @@ def metrics(estimator, X, y) -> dict:
     if unknown:
         raise DataError(f"labels {unknown[:10]} never seen in training; the model knows "
                         f"{estimator.classes_.tolist()}")
-    P = estimator.predict_proba(X)
-    pred = estimator.classes_[P.argmax(axis=1)]
+    P, pred = estimator.predict_proba(X), estimator.predict(X)
     labels = estimator.classes_
     precision, recall, f1, support = precision_recall_fscore_support(
         y, pred, labels=labels, zero_division=0)
@@ -148,7 +138,7 @@ def metrics(estimator, X, y) -> dict:
         "n": int(len(y)),
         "accuracy": float(np.mean(pred == y)),
         "log_loss": float(log_loss(y, P, labels=labels)),
-        "classes": [_plain(c) for c in labels],
+        "classes": labels.tolist(),
         "precision": precision.tolist(),
         "recall": recall.tolist(),
         "f1": f1.tolist(),
@@ -157,8 +147,8 @@ def metrics(estimator, X, y) -> dict:
     }
 
 
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
+def _summary(m: dict) -> dict:
+    return {"accuracy": m["accuracy"], "log_loss": m["log_loss"], "n": m["n"]}
 
 
 @dataclass
@@ -171,7 +161,8 @@ class TrainResult:
 
 def train(settings: TrainSettings, out: str | Path | None = None, *,
           checkpoint: str | Path | None = None, checkpoint_every: int = 1,
-          resume: str | Path | None = None, dask: str | None = None) -> TrainResult:
+          resume: str | Path | None = None, dask: str | None = None, stream: bool = False,
+          chunk_rows: int = 10_000) -> TrainResult:
     """Load, split, scale, fit, measure, and (with ``out``) save the model with its metadata.
 
     ``checkpoint``: write the training state there every ``checkpoint_every`` epochs, and on
@@ -179,7 +170,12 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
     ``resume``: continue the run saved in that checkpoint (its settings: see
     :func:`resume_settings`); it goes on checkpointing to ``checkpoint``, else to ``resume``.
     ``dask``: fit on a Dask cluster, ``local:N`` or ``tcp://HOST:PORT`` (:func:`_fit`).
+    ``stream``: read the training file ``chunk_rows`` rows at a time (:func:`train_stream`).
     """
+    if stream:
+        if checkpoint is not None or resume is not None or dask is not None:
+            raise ValueError("--stream does not take --checkpoint, --resume or --dask")
+        return train_stream(settings, out, chunk_rows=chunk_rows)
     if dask is not None and (checkpoint is not None or resume is not None):
         raise ValueError("--dask and checkpoints do not go together: a distributed fit "
                          "survives lost workers by itself")
@@ -193,10 +189,9 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
     start = time.perf_counter()
     with checkpointer or contextlib.nullcontext():
         _fit(estimator, X_train, split.y_train, dask)
-    seconds = time.perf_counter() - start
-    report = {"dataset": ds.name or settings.dataset, "model": settings.model,
-              "n_parameters": int(estimator._net.params.size), "fit_seconds": seconds,
-              "train": _summary(metrics(estimator, X_train, split.y_train))}
+    report = _report(ds.name or settings.dataset, settings, estimator,
+                     time.perf_counter() - start,  # before the metrics: the fit alone
+                     _summary(metrics(estimator, X_train, split.y_train)))
     for name, X, y in (("validation", split.X_val, split.y_val),
                        ("test", split.X_test, split.y_test)):
         if X is not None:
@@ -206,12 +201,24 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
         report["validation"] = {"accuracy": history.val_accuracy[-1],
                                 "log_loss": history.val_loss[-1]}
     if out is not None:
-        save(estimator, out, scaling=scaling, metadata={
-            "dataset": report["dataset"], "image_shape": ds.image_shape,
-            "training": {k: v for k, v in asdict(settings).items() if k != "progress"},
-            "metrics": {k: report[k] for k in ("train", "validation", "test") if k in report},
-            "fit_seconds": seconds, "data_sha256": data_hash(split.X_train, split.y_train)})
+        _save_run(out, estimator, scaling, report, ds.image_shape, _run_settings(settings),
+                  data_sha256=data_fingerprint(split.X_train, split.y_train))
     return TrainResult(estimator, scaling, report, ds)
+
+
+def _report(dataset: str, settings: TrainSettings, estimator, seconds: float, train: dict):
+    """The head of a run's report: what was fitted, its size, how long it took."""
+    return {"dataset": dataset, "model": settings.model,
+            "n_parameters": int(estimator.network_.params.size), "fit_seconds": seconds,
+            "train": train}
+
+
+def _save_run(out, estimator, scaling, report: dict, image_shape, training: dict, **extra):
+    """The model file of a run: the estimator, its scaling, the settings and the report."""
+    save(estimator, out, scaling=scaling, metadata={
+        "dataset": report["dataset"], "image_shape": image_shape, "training": training,
+        "metrics": {k: report[k] for k in ("train", "validation", "test") if k in report},
+        "fit_seconds": report["fit_seconds"], **extra})
 
 
 def _fit(estimator, X, y, dask: str | None) -> None:
@@ -222,7 +229,7 @@ def _fit(estimator, X, y, dask: str | None) -> None:
     scikit-learn's "maximum iterations reached" warning is not repeated to the CLI's user.
     """
     with warnings.catch_warnings():
-        if estimator.solver != "lbfgs":
+        if estimator.solver in MINIBATCH_SOLVERS:
             warnings.filterwarnings("ignore", category=ConvergenceWarning)
         if dask is None:
             estimator.fit(X, y)
@@ -245,9 +252,11 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
     """
     from .streaming import IdxSource, fit_stream, open_source, scan, stream_metrics
 
-    if settings.solver == "lbfgs":
+    if settings.solver not in (None, *MINIBATCH_SOLVERS):
         raise ValueError("--stream trains chunk by chunk with partial_fit: choose a minibatch "
-                         "solver (sgd, adam or adamw), not lbfgs")
+                         f"solver (sgd, adam or adamw), not {settings.solver}")
+    if chunk_rows < 1:
+        raise ValueError(f"--chunk-rows must be positive, got {chunk_rows}")
     if settings.val_fraction > 0 or settings.early_stopping:
         raise ValueError("--stream takes no --val-fraction or --early-stopping: give a --test "
                          "file instead")
@@ -263,32 +272,21 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
     start = time.perf_counter()
     _, scaling = fit_stream(estimator, source, epochs=epochs, chunk_rows=chunk_rows,
                             scaling=settings.scale, stats=stats)
-    seconds = time.perf_counter() - start
+    report = _report(Path(spec).name, settings, estimator, time.perf_counter() - start,
+                     stream_metrics(estimator, source, scaling, chunk_rows))
     test = None
     if settings.test is not None:
         test = open_source(settings.test, settings.label_column)
-    elif isinstance(source, IdxSource) and _has_idx_test(source.path):
-        test = IdxSource(source.path, "t10k")
-    report = {"dataset": Path(spec).name, "model": settings.model,
-              "n_parameters": int(estimator._net.params.size), "fit_seconds": seconds,
-              "train": stream_metrics(estimator, source, scaling, chunk_rows)}
+    elif isinstance(source, IdxSource):
+        with contextlib.suppress(DataError):  # a folder without t10k files has no test part
+            test = IdxSource(source.path, "t10k")
     if test is not None:
         report["test"] = stream_metrics(estimator, test, scaling, chunk_rows)
     if out is not None:
-        save(estimator, out, scaling=scaling, metadata={
-            "dataset": report["dataset"], "image_shape": None,
-            "training": {**_run_settings(settings), "stream": {"chunk_rows": chunk_rows,
-                                                                "n": stats.n}},
-            "metrics": {k: report[k] for k in ("train", "test") if k in report},
-            "fit_seconds": seconds})
+        stream = {"chunk_rows": chunk_rows, "n": stats.n}
+        _save_run(out, estimator, scaling, report, None,
+                  {**_run_settings(settings), "stream": stream})
     return TrainResult(estimator, scaling, report, None)
-
-
-def _has_idx_test(folder: Path) -> bool:
-    from .datasets import _find_idx_file
-
-    return all(_find_idx_file(folder, f"t10k-{part}-idx{k}-ubyte") is not None
-               for part, k in (("images", 3), ("labels", 1)))
 
 
 def _run_settings(settings: TrainSettings) -> dict:
@@ -300,9 +298,10 @@ def _checkpointer(settings: TrainSettings, estimator, path, every: int, resume):
     """The checkpoint hooks of a run, or None when it asks for no checkpoints."""
     if path is None and resume is None:
         return None
-    if estimator.solver == "lbfgs":
+    if estimator.solver not in MINIBATCH_SOLVERS:
         raise ValueError("checkpoints need a minibatch solver (--solver sgd, adam or adamw); "
-                         "lbfgs works on the whole data set at once and has no epochs to save")
+                         f"{estimator.solver} works on the whole data set at once and has no "
+                         "epochs to save")
     return Checkpointer(path if path is not None else resume, every=every, resume=resume,
                         settings={"training": _run_settings(settings)})
 
@@ -317,22 +316,17 @@ def resume_settings(path: str | Path, progress: bool = True) -> TrainSettings:
     return TrainSettings(**stored, progress=progress)
 
 
-def _summary(m: dict) -> dict:
-    return {"accuracy": m["accuracy"], "log_loss": m["log_loss"], "n": m["n"]}
-
-
 def evaluate(model_path, dataset: str, *, label_column=None, data_dir=None) -> dict:
     """Metrics of a saved model on a data set's test part (see :func:`_evaluation_part`)."""
     estimator, scaling, meta = load_bundle(model_path)
+    X, y = _evaluation_part(dataset, meta, label_column, data_dir)
+    return metrics(estimator, _features_for(estimator, scaling, X), y)
+
+
+def _evaluation_part(dataset: str, meta: dict, label_column=None, data_dir=None):
+    """The data set's test split; for the training data set without one, the same hold-out as
+    in training, so that a model is never scored on the rows it was fitted to; else all rows."""
     ds = load_dataset(dataset, label_column=label_column, data_dir=data_dir)
-    X, y = _evaluation_part(ds, dataset, meta)
-    X = _features_for(estimator, scaling, X)
-    return metrics(estimator, X, np.asarray(y))
-
-
-def _evaluation_part(ds: Dataset, dataset: str, meta: dict):
-    """The test split; for the training data set without one, the same hold-out as in training,
-    so that a model is never scored on the rows it was fitted to; otherwise all rows."""
     if ds.X_test is not None:
         return ds.X_test, ds.y_test
     training = meta.get("training") or {}
@@ -342,6 +336,62 @@ def _evaluation_part(ds: Dataset, dataset: str, meta: dict):
         part = split_dataset(ds, settings)
         return part.X_test, part.y_test
     return ds.X, ds.y
+
+
+def plot(source, out, *, dataset: str | None = None, data_dir=None) -> list[Path]:
+    """Every figure that ``source`` (a model file or a history JSON) allows; returns the paths.
+
+    A model file gives its learning curves (when it kept a history), softmax regression's
+    weights as image templates, and on ``dataset`` (default: the one it was trained on; the
+    part :func:`evaluate` scores) the confusion matrix and the most confident mistakes.
+    """
+    from . import plots  # matplotlib: loaded for this use case only
+
+    source, out = Path(source), Path(out)
+    if source.suffix.lower() == ".json":
+        return [plots.learning_curves(_read_history(source), out / "learning_curves.png")]
+    estimator, scaling, meta = load_bundle(source)
+    paths = []
+    if meta.get("history"):
+        paths.append(plots.learning_curves(meta["history"], out / "learning_curves.png"))
+    shape = tuple(meta.get("image_shape") or ())
+    if meta.get("kind") == "SoftmaxRegression" and shape and len(estimator.classes_) > 2:
+        paths.append(plots.weight_templates(estimator.coef_, estimator.classes_, shape,
+                                            out / "weights.png"))
+    dataset = dataset or meta.get("dataset")
+    if dataset:
+        X, y = _evaluation_part(dataset, meta, data_dir=data_dir)
+        paths += _data_figures(estimator, _features_for(estimator, scaling, X), X,
+                               np.asarray(y), shape, out)
+    return paths
+
+
+def _data_figures(estimator, X, images, y, shape: tuple, out: Path) -> list[Path]:
+    """The confusion matrix of ``estimator`` on (X, y); when the unscaled rows ``images`` are
+    images of ``shape``, the misclassified ones with the highest confidence."""
+    from . import plots
+
+    m = metrics(estimator, X, y)
+    paths = [plots.confusion_heatmap(np.array(m["confusion_matrix"]), m["classes"],
+                                     out / "confusion_matrix.png")]
+    if shape and math.prod(shape) == images.shape[1]:
+        pred = estimator.predict(X)
+        wrong = np.flatnonzero(pred != y)
+        if wrong.size:
+            confidence = estimator.predict_proba(X[wrong]).max(axis=1)
+            paths.append(plots.misclassified_grid(images[wrong], y[wrong], pred[wrong],
+                                                  confidence, shape, out / "mistakes.png"))
+    return paths
+
+
+def _read_history(path: Path) -> dict:
+    try:
+        history = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable history file ({exc})") from None
+    if not isinstance(history, dict) or not isinstance(history.get("loss"), list):
+        raise DataError(f"{path}: a history file holds a JSON object with a 'loss' list")
+    return history
 
 
 def _features_for(estimator, scaling, X):
@@ -369,8 +419,18 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None)
     order = np.argsort(-P, axis=1, kind="stable")[:, :k]
     return {
         "inputs": names,
-        "classes": [[_plain(estimator.classes_[j]) for j in row] for row in order],
+        "classes": estimator.classes_[order].tolist(),
         "probabilities": np.take_along_axis(P, order, axis=1).tolist(),
         "proba_all": P,
-        "class_labels": [_plain(c) for c in estimator.classes_],
+        "class_labels": estimator.classes_.tolist(),
     }
+
+
+def check_gradients(n_inputs: int, hidden, n_classes: int, activation: str = "tanh",
+                    seed: int = 0) -> tuple[list[int], list[LayerError], bool]:
+    """Backpropagation against central differences on a random float64 network: its layer
+    sizes (one sigmoid unit for two classes), each layer's error, and whether all pass."""
+    sizes = [n_inputs, *hidden, 1 if n_classes == 2 else n_classes]
+    net, X, y = random_problem(sizes, activation, seed=seed)
+    errors = gradcheck(net, X, y, l2=1e-2)
+    return sizes, errors, max(e.max_rel_error for e in errors) < GRADCHECK_TOLERANCE
