@@ -42,6 +42,11 @@ class NetworkSpec:
     dtype: str = "float64"
     fit_intercept: bool = True
 
+    def as_dict(self) -> dict:
+        """The spec as JSON values (model files and checkpoints store it so)."""
+        return {"layer_sizes": list(self.layer_sizes), "activation": self.activation,
+                "output": self.output, "dtype": self.dtype, "fit_intercept": self.fit_intercept}
+
     def build(self, params: ArrayLike | None = None) -> Network:
         """The network of this spec, with ``params`` (θ) copied in when given."""
         net = Network(self.layer_sizes, self.activation, self.output, np.dtype(self.dtype),
