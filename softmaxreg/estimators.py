@@ -24,7 +24,6 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -51,14 +50,23 @@ NETWORK_SOLVERS = ("lbfgs", "sgd", "adam", "adamw")  # SoftmaxNetwork's
 _ACCEPT_SPARSE = ("csr", "csc")
 
 
-def _has_minibatch_solver(estimator) -> bool:
-    """``partial_fit`` exists only with a minibatch solver, as in MLPClassifier."""
-    if estimator.solver not in MINIBATCH_SOLVERS:
-        raise AttributeError(
-            f"partial_fit is only available for the minibatch solvers {MINIBATCH_SOLVERS}; "
-            f"solver={estimator.solver!r} works on the whole data at once"
-        )
-    return True
+class _minibatch_only:
+    """A method that exists only with a minibatch solver (``partial_fit``, as in MLPClassifier):
+    ``hasattr`` is False otherwise, and the AttributeError says which solvers offer it."""
+
+    def __init__(self, method):
+        self.method = method
+        functools.update_wrapper(self, method)
+
+    def __get__(self, estimator, owner=None):
+        if estimator is not None and estimator.solver not in MINIBATCH_SOLVERS:
+            raise AttributeError(
+                f"{type(estimator).__name__!r} has no attribute {self.method.__name__!r} with "
+                f"solver={estimator.solver!r}, which works on the whole data at once: "
+                f"{self.method.__name__} is available for the minibatch solvers "
+                f"{', '.join(s for s in MINIBATCH_SOLVERS if s in owner._solvers)}"
+            )
+        return self.method.__get__(estimator, owner)
 
 
 def _lazy_on_dask(method):
@@ -135,7 +143,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         _check_weighted_classes(data.classes, data.class_totals)
         return data.prepare(cw, self._dtype(data.dtype, data.top))
 
-    @available_if(_has_minibatch_solver)
+    @_minibatch_only
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of minibatch steps of ``solver`` over the chunk (X, y); returns self.
 
@@ -268,7 +276,10 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         fun = Objective(rows, net, l2)
         bar = tqdm(total=self.max_iter, desc=self.solver, unit="it", disable=not self.verbose)
 
+        self.loss_curve_ = []  # the objective J per iteration
+
         def progress(it, J):
+            self.loss_curve_.append(float(J))
             bar.update()
             bar.set_postfix(loss=f"{J:.6f}")
 
@@ -327,6 +338,25 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
                 "learning_rate_init).",
                 ConvergenceWarning, stacklevel=3,
             )
+        self._warn_if_learned_little(rows)
+
+    def _warn_if_learned_little(self, rows: Rows) -> None:
+        """Warn when the training loss stays above half that of always predicting the class
+        frequencies, H(p) = −Σ_k p_k log p_k: the fit stopped without learning much."""
+        if not isinstance(rows, MemoryRows):
+            return
+        p = np.bincount(rows.y, weights=rows.s, minlength=len(self.classes_)) / rows.total_weight
+        null = float(-np.sum(p[p > 0] * np.log(p[p > 0])))
+        if not self.loss_ > 0.5 * null:
+            return
+        advice = (f"The features reach |x| = {rows.top:.3g}, and minibatch training learns best on "
+                  "features of order 1: scale them, e.g. with sklearn.preprocessing.StandardScaler."
+                  if rows.top > 10 else
+                  "Train longer (max_iter) or with a larger learning_rate_init.")
+        warnings.warn(
+            f"{type(self).__name__} learned little: its training loss {self.loss_:.3g} is "
+            f"{self.loss_ / null:.0%} of the loss of always predicting the class frequencies "
+            f"({null:.3g}). {advice}", ConvergenceWarning, stacklevel=4)
 
     def _run_epochs(self, net: Network, rows: Rows, n_epochs: int, validation=None,
                     fresh: bool = False) -> int:
@@ -356,9 +386,20 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             n_run = self.history_.n_epochs - before
             self._epochs_done = start + n_run
             self._set_n_iter(self._epochs_done)
-            self.loss_curve_ = list(self.history_.loss)
-            self.loss_ = self.history_.loss[-1] if self.history_.loss else np.nan
+            self._set_curves(fresh, n_run * rows.n, config.early_stopping)
         return n_run
+
+    def _set_curves(self, fresh: bool, samples: int, early_stopping: bool) -> None:
+        """MLPClassifier's record of a minibatch fit: ``loss_curve_`` (per epoch), ``loss_``,
+        ``t_`` (samples seen), ``best_loss_``, or with early stopping ``validation_scores_``
+        (accuracy per epoch) and ``best_validation_score_``."""
+        h = self.history_
+        self.loss_curve_ = list(h.loss)
+        self.loss_ = h.loss[-1] if h.loss else np.nan
+        self.t_ = (0 if fresh else getattr(self, "t_", 0)) + samples
+        self.validation_scores_ = list(h.val_accuracy) if early_stopping else None
+        self.best_validation_score_ = max(h.val_accuracy, default=None) if early_stopping else None
+        self.best_loss_ = None if early_stopping else min(h.loss, default=np.nan)
 
     def _validation_split(self, rows: MemoryRows):
         """The rows of the training part and the held-out ``validation`` tuple for early
@@ -546,6 +587,7 @@ class SoftmaxRegression(_SoftmaxBase):
     or "cosine" over ``max_iter`` epochs); the minibatch solvers also offer ``partial_fit``.
     """
 
+    _solvers = REGRESSION_SOLVERS
     _parameter_constraints = {
         "C": [Interval(Real, 0, None, closed="right")],  # C = inf: no penalty
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
@@ -667,6 +709,7 @@ class SoftmaxNetwork(_SoftmaxBase):
     usual 0.01) on the weights only.
     """
 
+    _solvers = NETWORK_SOLVERS
     _parameter_constraints = {
         **{k: v for k, v in SoftmaxRegression._parameter_constraints.items()
            if k not in ("C", "l1_ratio", "fit_intercept")},

@@ -450,7 +450,7 @@ def test_partial_fit_exists_only_for_minibatch_solvers():
     assert hasattr(SoftmaxNetwork(), "partial_fit")
     with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as error:
         getattr(SoftmaxRegression(solver="lbfgs"), "partial_fit")  # noqa: B009
-    assert "only available for the minibatch solvers" in str(error.value.__cause__)
+    assert "available for the minibatch solvers sgd, adam" in str(error.value)
 
 
 def test_pickled_model_predicts_the_same_and_keeps_streaming(iris):
@@ -543,3 +543,41 @@ def test_adamw_decays_the_weights_and_is_a_network_solver():
     assert norm[1] < 0.9 * norm[0]  # the decoupled decay shrinks the weights
     with pytest.raises(ValueError, match="solver"):
         SoftmaxRegression(solver="adamw").fit(X, y)  # its regulariser is C, not a second decay
+
+
+def test_network_records_what_mlpclassifier_records(iris):
+    """t_, best_loss_, validation_scores_, best_validation_score_ mean what they mean in
+    MLPClassifier: checked on the same data and epoch count against MLPClassifier itself."""
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = iris
+    ours = _quiet(SoftmaxNetwork((8,), max_iter=7, random_state=0).fit, X, y)
+    ref = _quiet(MLPClassifier((8,), max_iter=7, random_state=0).fit, X, y)
+    assert ours.t_ == ref.t_ == 7 * len(X)
+    assert ours.best_loss_ == min(ours.loss_curve_)  # as ref.best_loss_ == min(ref.loss_curve_)
+    assert ref.best_loss_ == min(ref.loss_curve_)
+    assert ours.validation_scores_ is None and ours.best_validation_score_ is None
+    stopped = _quiet(SoftmaxNetwork((8,), max_iter=30, early_stopping=True,
+                                    random_state=0).fit, X, y)
+    ref = _quiet(MLPClassifier((8,), max_iter=30, early_stopping=True, random_state=0).fit, X, y)
+    for model in (stopped, ref):
+        assert model.best_loss_ is None
+        assert len(model.validation_scores_) == model.n_iter_
+        assert model.best_validation_score_ == max(model.validation_scores_)
+        assert all(0 <= s <= 1 for s in model.validation_scores_)
+
+
+def test_a_network_that_learns_little_says_why():
+    """Unscaled wine (proline ~ 1e3): the network stops far above a useful loss and the warning
+    says to scale the features; scaled, it learns and does not warn."""
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_wine(return_X_y=True)
+    with pytest.warns(ConvergenceWarning, match="learned little.*StandardScaler"):
+        SoftmaxNetwork(random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = SoftmaxNetwork(random_state=0, max_iter=300).fit(
+            StandardScaler().fit_transform(X), y)
+    assert model.loss_ < 0.1
