@@ -16,7 +16,9 @@ from .functional import (
     softmax,
     softmax_cross_entropy,
 )
+from .export import to_onnx
 from .gradcheck import gradcheck
+from .inference import inference
 from .network import Network
 from .persistence import load
 
@@ -27,6 +29,8 @@ __all__ = [
     "SoftmaxNetwork",
     "Network",
     "load",
+    "to_onnx",
+    "inference",
     "gradcheck",
     "softmax",
     "log_softmax",

@@ -16,6 +16,7 @@ from .activations import ACTIVATIONS
 from .checkpoint import TrainingInterrupted
 from .estimators import NETWORK_SOLVERS, REGRESSION_SOLVERS
 from .exceptions import SoftmaxRegError
+from .export import DEFAULT_OPSET, export_file
 from .optim import SCHEDULES
 from .workflow import (
     TrainSettings,
@@ -52,6 +53,9 @@ PREDICT_EXAMPLES = """examples:
 PLOT_EXAMPLES = """examples:
   softmaxreg plot mnist.npz --out figures/
   softmaxreg plot mnist.npz --dataset mnist --out figures/
+"""
+EXPORT_EXAMPLES = """examples:
+  softmaxreg export mnist.npz mnist.onnx       # needs pip install 'softmaxreg[onnx]'
 """
 GRADCHECK_EXAMPLES = """examples:
   softmaxreg gradcheck
@@ -141,6 +145,14 @@ def _parser() -> argparse.ArgumentParser:
                                      "(default: the data set the model was trained on)")
     g.add_argument("--data-dir")
     g.add_argument("--out", required=True, help="folder for the PNG files")
+
+    x = sub.add_parser("export", help="write a model file as an ONNX graph (raw features in; "
+                                      "labels and probabilities out)",
+                       epilog=EXPORT_EXAMPLES, formatter_class=fmt)
+    x.add_argument("model", help="a model .npz (train --out)")
+    x.add_argument("out", metavar="OUT.onnx")
+    x.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help="ONNX operator set version (default: %(default)s)")
 
     c = sub.add_parser("gradcheck", help="check backpropagation against finite differences",
                        epilog=GRADCHECK_EXAMPLES, formatter_class=fmt)
@@ -257,6 +269,13 @@ def _plot(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    export_file(args.model, args.out, opset=args.opset)
+    print(f"ONNX graph written to {args.out} (input X: raw features; outputs label, "
+          "probabilities)")
+    return 0
+
+
 def _gradcheck(args) -> int:
     sizes, errors, ok = check_gradients(args.inputs, args.hidden, args.classes,
                                         args.activation, seed=args.seed)
@@ -271,7 +290,7 @@ def _gradcheck(args) -> int:
 
 
 COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "plot": _plot,
-            "gradcheck": _gradcheck}
+            "export": _export, "gradcheck": _gradcheck}
 
 
 if __name__ == "__main__":
