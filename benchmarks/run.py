@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 import references as ref  # noqa: E402
 
 from softmaxreg import SoftmaxNetwork, SoftmaxRegression  # noqa: E402
-from softmaxreg.datasets import load_mnist  # noqa: E402
+from softmaxreg.io import load_mnist  # noqa: E402
 from softmaxreg.network import Network  # noqa: E402
 
 GAP = 1e-4
@@ -229,7 +229,7 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
 from softmaxreg import SoftmaxRegression
-from softmaxreg.datasets import load_mnist
+from softmaxreg.io import load_mnist
 import sklearn.linear_model, scipy.optimize
 base = rss()
 ds = load_mnist(sys.argv[1], progress=False)

@@ -1,5 +1,6 @@
 """softmaxreg: softmax regression and softmax networks with hand-written backpropagation."""
 
+from ._version import __version__ as __version__
 from .estimators import SoftmaxNetwork, SoftmaxRegression
 from .exceptions import DataError, ModelFileError, SoftmaxRegError, TrainingDivergedError
 from .functional import (
@@ -21,8 +22,6 @@ from .gradcheck import gradcheck
 from .inference import inference
 from .network import Network
 from .persistence import load
-
-__version__ = "0.1.0"
 
 __all__ = [
     "SoftmaxRegression",

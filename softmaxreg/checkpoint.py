@@ -28,7 +28,6 @@ A second signal stops at once (KeyboardInterrupt) and leaves the last checkpoint
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -39,11 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from ._version import __version__
 from .exceptions import ModelFileError, SoftmaxRegError
-from .persistence import _json_safe, _library_version, _read_members, atomic_write_bytes
+from .io import atomic_write_bytes, data_fingerprint, json_safe, read_model_npz
 from .training import Position, Run, hooks_active
 
 FORMAT = "softmaxreg-checkpoint"
@@ -52,8 +51,8 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _CONFIG_KEYS = ("epochs", "batch_size", "l2", "seed", "early_stopping", "n_iter_no_change", "tol")
 _HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
-__all__ = ["Checkpoint", "Checkpointer", "TrainingInterrupted", "data_fingerprint",
-           "load_checkpoint", "read_settings"]
+__all__ = ["Checkpoint", "Checkpointer", "TrainingInterrupted", "load_checkpoint",
+           "read_settings"]
 
 
 class TrainingInterrupted(SoftmaxRegError):
@@ -85,7 +84,7 @@ class Checkpointer:
         self.path = Path(path)
         self.every = int(every)
         self.resume = None if resume is None else Path(resume)
-        self.settings = _json_safe(settings or {})
+        self.settings = json_safe(settings or {})
         self._saved: Checkpoint | None = None if resume is None else load_checkpoint(resume)
         if self._saved is not None:
             _check_settings(self._saved, self.settings)
@@ -178,44 +177,32 @@ class Checkpointer:
 
 def _metadata(run: Run, fingerprint: str, settings: dict) -> dict:
     """The JSON part of a checkpoint: everything but the arrays."""
-    net, pos, opt = run.net, run.position, run.optimizer
+    pos = run.position
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "library_version": _library_version(),
+        "library_version": __version__,
         "position": {"epoch": pos.epoch, "step": pos.step, "total": pos.total,
                      "correct": pos.correct, "best_loss": pos.best["loss"],
                      "stale": pos.best["stale"], "finished": pos.finished},
-        "config": {k: getattr(run.config, k) for k in _CONFIG_KEYS},
-        "network": {"layer_sizes": list(net.layer_sizes), "activation": net.activation,
-                    "output": net.output, "dtype": net.dtype.name,
-                    "fit_intercept": net.fit_intercept},
-        "optimizer": {"class": type(opt).__name__, **_hyperparameters(opt)},
+        **_identity(run),
         "history": run.history.as_dict(),
         "data_sha256": fingerprint,
         "settings": settings,
     }
 
 
-def _hyperparameters(opt) -> dict:
-    """The optimiser's numeric settings (not its state, not its arrays)."""
-    state = set(opt.state_dict())
-    return {k: v for k, v in vars(opt).items()
-            if not k.startswith("_") and k not in state and isinstance(v, (bool, int, float))}
-
-
-def data_fingerprint(X, y) -> str:
-    """SHA-256 of the training data as the loop sees it (shape, dtype and values of X and y)."""
-    h = hashlib.sha256()
-    if sp.issparse(X):
-        X = X.tocsr()
-        parts = (X.data, X.indices, X.indptr)
-    else:
-        parts = (X,)
-    h.update(repr((X.shape, X.dtype.str)).encode())
-    for part in (*parts, np.asarray(y)):
-        h.update(np.ascontiguousarray(part).tobytes())
-    return h.hexdigest()
+def _identity(run: Run) -> dict:
+    """What a resumed run must share with the saved one: network, loop settings, and the
+    optimiser's class and numeric settings (not its state)."""
+    net, opt, state = run.net, run.optimizer, set(run.optimizer.state_dict())
+    return {"config": {k: getattr(run.config, k) for k in _CONFIG_KEYS},
+            "network": {"layer_sizes": list(net.layer_sizes), "activation": net.activation,
+                        "output": net.output, "dtype": net.dtype.name,
+                        "fit_intercept": net.fit_intercept},
+            "optimizer": {"class": type(opt).__name__, **{
+                k: v for k, v in vars(opt).items()
+                if not k.startswith("_") and k not in state and isinstance(v, (bool, int, float))}}}
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -255,16 +242,9 @@ class Checkpoint:
                                 p["finished"])
 
     def _check_matches(self, run: Run, fingerprint: str) -> None:
-        net, opt = run.net, run.optimizer
-        here = {
-            "network": {"layer_sizes": list(net.layer_sizes), "activation": net.activation,
-                        "output": net.output, "dtype": net.dtype.name,
-                        "fit_intercept": net.fit_intercept},
-            "optimizer": {"class": type(opt).__name__, **_hyperparameters(opt)},
-            "config": {k: getattr(run.config, k) for k in _CONFIG_KEYS},
-        }
-        for part, values in here.items():
-            diff = _differences(self.meta[part], _json_safe(values))
+        net, here = run.net, json_safe(_identity(run))
+        for part in ("network", "optimizer", "config"):
+            diff = _differences(self.meta[part], here[part])
             if diff:
                 raise self._fail(f"written for another run: its {part} differs ({diff})")
         if self.meta["data_sha256"] != fingerprint:
@@ -306,7 +286,7 @@ def read_settings(path: str | os.PathLike) -> dict:
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read and validate a checkpoint file; any problem is one :class:`ModelFileError`."""
     path = Path(path)
-    members = _read_members(path, what="checkpoint")
+    members = read_model_npz(path, what="checkpoint")
     raw = members.get("metadata")
     if raw is None or raw.dtype.kind != "U" or raw.shape != ():
         raise ModelFileError(f"checkpoint {path}: not a softmaxreg checkpoint (no metadata)")

@@ -19,54 +19,18 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
-import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .datasets import read_npz_arrays
+from ._version import __version__
 from .exceptions import ModelFileError
+from .io.npz import atomic_write_bytes, json_safe, read_model_npz
 from .network import Network
 
 FORMAT_VERSION = 1
 _MAX_METADATA_BYTES = 16 * 2**20
 _KINDS = ("SoftmaxRegression", "SoftmaxNetwork")
-
-
-def _library_version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def _json_safe(value: Any) -> Any:
-    """Estimator parameters as JSON (tuples become lists; numpy scalars become numbers)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save(estimator, path: str | os.PathLike, *, scaling=None, metadata: dict | None = None) -> None:
@@ -78,17 +42,17 @@ def save(estimator, path: str | os.PathLike, *, scaling=None, metadata: dict | N
     meta = {
         "format": "softmaxreg-model",
         "format_version": FORMAT_VERSION,
-        "library_version": _library_version(),
+        "library_version": __version__,
         "kind": type(estimator).__name__,
-        "params": _json_safe(estimator.get_params()),
+        "params": json_safe(estimator.get_params()),
         "layer_sizes": list(net.layer_sizes),
         "activation": net.activation,
         "output": net.output,
         "dtype": net.dtype.name,
         "fit_intercept": net.fit_intercept,
         "n_features_in": int(estimator.n_features_in_),
-        "feature_names": _json_safe(list(getattr(estimator, "feature_names_in_", []))) or None,
-        "n_iter": _json_safe(np.ravel(getattr(estimator, "n_iter_", [0])).tolist()),
+        "feature_names": json_safe(list(getattr(estimator, "feature_names_in_", []))) or None,
+        "n_iter": json_safe(np.ravel(getattr(estimator, "n_iter_", [0])).tolist()),
         "history": _history(estimator),
         **(metadata or {}),
     }
@@ -125,7 +89,7 @@ def load(path: str | os.PathLike):
 def load_bundle(path: str | os.PathLike):
     """``(estimator, scaling or None, metadata)`` from a model file, fully validated."""
     path = Path(path)
-    members = _read_members(path)
+    members = read_model_npz(path)
     meta = _read_metadata(path, members)
     estimator = _build_estimator(path, meta, members)
     return estimator, _read_scaling(path, members, estimator.n_features_in_), meta
@@ -133,26 +97,6 @@ def load_bundle(path: str | os.PathLike):
 
 def _fail(path: Path, problem: str) -> ModelFileError:
     return ModelFileError(f"{path}: {problem}")
-
-
-def _read_members(path: Path, what: str = "model file") -> dict[str, np.ndarray]:
-    """Every array of the archive at ``path`` (a ``what``), read without pickle once the sizes
-    its members claim are found reasonable for the file's size."""
-    if not path.is_file():
-        raise _fail(path, f"no such {what}")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            total = sum(info.file_size for info in zf.infolist())
-        if total > 64 * max(path.stat().st_size, 2**20) + 2**30:
-            raise _fail(path, f"its members claim {total} bytes uncompressed: refusing to expand")
-        return read_npz_arrays(path, lambda problem: _fail(path, problem),
-                               what=f"softmaxreg {what}")
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
-        raise _fail(path, f"not a readable softmaxreg {what} ({exc})") from None
-    except Exception as exc:  # zlib errors and the like from a damaged archive
-        raise _fail(path, f"damaged {what} ({type(exc).__name__}: {exc})") from None
 
 
 def _read_metadata(path: Path, members: dict[str, np.ndarray]) -> dict:

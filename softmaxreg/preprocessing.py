@@ -15,7 +15,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from .exceptions import DataError
 
-__all__ = ["Scaling"]
+__all__ = ["Moments", "Scaling"]
 
 METHODS = ("auto", "none", "unit", "standard")
 _PIXEL_MAX = 255.0
@@ -55,10 +55,18 @@ class Scaling:
     def fit(self, X: Matrix, pixels: bool = False) -> Scaling:
         """Choose ``mean`` and ``scale`` (d,) from the training features X (n, d)."""
         X = _check_matrix(X)
-        resolved = ("unit" if pixels else "standard") if self.method == "auto" else self.method
-        d = X.shape[1]
+        moments = Moments(X.shape[1])
+        if self._resolve(pixels) == "standard":  # the other methods need only d
+            moments.update(X)
+        return self.fit_moments(moments, pixels)
+
+    def fit_moments(self, moments: Moments, pixels: bool = False) -> Scaling:
+        """Choose ``mean`` and ``scale`` (d,) from statistics gathered chunk by chunk: after
+        ``moments.update(X_c)`` for every chunk X_c of X, the same as ``fit(X, pixels)``."""
+        resolved = self._resolve(pixels)
+        d = moments.n_features
         if resolved == "standard":
-            mean, scale = _standard_statistics(X)
+            mean, scale = moments.standard()
         elif resolved == "unit":
             mean, scale = np.zeros(d), np.full(d, _PIXEL_MAX)
         else:
@@ -116,6 +124,9 @@ class Scaling:
         scaling.resolved, scaling.mean, scaling.scale = method, mean, scale
         return scaling
 
+    def _resolve(self, pixels: bool) -> str:
+        return ("unit" if pixels else "standard") if self.method == "auto" else self.method
+
     def _fitted(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         if self.mean is None or self.scale is None:
             raise ValueError("this Scaling is not fitted yet: call fit(X, pixels) first")
@@ -139,55 +150,93 @@ def _check_matrix(X: Matrix) -> Matrix:
     return X
 
 
-def _standard_statistics(X: Matrix) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(mean, std) per feature; std is 1 for constant features; mean is 0 for sparse X."""
-    if sp.issparse(X):
-        low, high = X.min(axis=0).toarray().ravel(), X.max(axis=0).toarray().ravel()
-        unit = _unit(low, high)
-        mean, var = _sparse_mean_var(X, unit)
-        center = np.zeros_like(mean)
-    else:
-        low, high = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
-        unit = _unit(low, high)
-        mean, var = _dense_mean_var(X, unit)
-        center = mean * unit
-    scale = np.sqrt(var) * unit
-    # Constant features get scale 1. Test max == min exactly (rounding makes their variance
-    # tiny, not 0), and also var == 0, which a tiny spread can underflow to.
-    scale[(low == high) | (scale == 0)] = 1.0
-    return center, scale
+class Moments:
+    """Per-feature count n, ``mean``, ``m2`` = Σ (x − mean)², ``low`` and ``high`` of the rows
+    seen so far, gathered chunk by chunk (sparse chunks count their implicit zeros).
 
-
-def _unit(low: NDArray[np.float64], high: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per feature, the power of two nearest its largest magnitude (1 for an all-zero column).
-
-    Statistics are computed in these units: dividing by a power of two is exact, and it keeps
-    sums and squares of features near the float64 limit (1e200, 1e300) from overflowing.
+    A chunk's mean and m2 are taken in two passes in units of ``unit``: per feature, the power of
+    two nearest its largest magnitude. Dividing by a power of two is exact, and it keeps sums and
+    squares of features of 1e200 or 1e-300 from overflowing or underflowing. Two sets merge in
+    the larger unit (Chan, Golub & LeVeque): n = n_a + n_b,  δ = mean_b − mean_a,
+    mean = mean_a + δ n_b / n,  M2 = M2_a + M2_b + δ² n_a n_b / n.
     """
-    _, exponent = np.frexp(np.maximum(np.abs(low), np.abs(high)))
-    return np.ldexp(1.0, exponent)
+
+    def __init__(self, n_features: int | None = None) -> None:
+        self.n_features = n_features
+        self.n = 0
+        self.sparse = False
+        self.mean = self.m2 = self.low = self.high = self.unit = np.zeros(n_features or 0)
+
+    def update(self, X: Matrix) -> Moments:
+        """Add the rows of the chunk X (m, d)."""
+        X = _check_matrix(X)
+        m, d = X.shape
+        if self.n_features is not None and d != self.n_features:
+            raise DataError(f"a chunk has {d} features, the first had {self.n_features}")
+        self.n_features = d
+        if m == 0:
+            return self
+        if sp.issparse(X):
+            low, high = X.min(axis=0).toarray().ravel(), X.max(axis=0).toarray().ravel()
+        else:
+            low, high = X.min(axis=0), X.max(axis=0)
+        low, high = low.astype(np.float64), high.astype(np.float64)
+        _, exponent = np.frexp(np.maximum(np.abs(low), np.abs(high)))
+        unit = np.ldexp(1.0, exponent)
+        mean, m2 = (_sparse_moments if sp.issparse(X) else _dense_moments)(X, unit)
+        if self.n == 0:
+            self.sparse = sp.issparse(X)
+            self.mean, self.m2, self.low, self.high, self.unit = mean, m2, low, high, unit
+        else:
+            self._merge(m, mean, m2, unit)
+            np.minimum(self.low, low, out=self.low)
+            np.maximum(self.high, high, out=self.high)
+        self.n += m
+        return self
+
+    def _merge(self, m: int, mean: NDArray[np.float64], m2: NDArray[np.float64],
+               unit: NDArray[np.float64]) -> None:
+        """Chan et al.'s update (see the class), both sides first put in the larger unit."""
+        common = np.maximum(self.unit, unit)
+        ra, rb = self.unit / common, unit / common  # powers of two ≤ 1
+        mean_a, n = self.mean * ra, self.n + m
+        delta = mean * rb - mean_a
+        self.mean = mean_a + delta * (m / n)
+        self.m2 = self.m2 * ra * ra + m2 * rb * rb + delta**2 * (self.n * m / n)
+        self.unit = common
+
+    def standard(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(center, scale) (d,): mean and population standard deviation (ddof=0) per feature;
+        scale 1 for constant features; center 0 for sparse data, which is only scaled."""
+        if self.n == 0:
+            raise DataError("no rows to compute the scaling statistics from")
+        scale = np.sqrt(self.m2 / self.n) * self.unit
+        # Constant features get scale 1. Test max == min exactly (rounding makes their variance
+        # tiny, not 0), and also var == 0, which a tiny spread can underflow to.
+        scale[(self.low == self.high) | (scale == 0)] = 1.0
+        center = np.zeros_like(self.mean) if self.sparse else self.mean * self.unit
+        return center, scale
 
 
-def _dense_mean_var(X: NDArray[Any], unit: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
-    """Two-pass mean and variance of X / unit, in row blocks of bounded memory."""
+def _dense_moments(X: NDArray[Any], unit: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
+    """Two-pass mean and Σ (x − mean)² of X / unit, in row blocks of bounded memory."""
     n = X.shape[0]
     blocks = [X[i: i + _CHUNK_ROWS] for i in range(0, n, _CHUNK_ROWS)]
     mean = sum((b / unit).sum(axis=0) for b in blocks) / n
-    var = sum(((b / unit - mean) ** 2).sum(axis=0) for b in blocks) / n
-    return mean, var
+    m2 = sum(((b / unit - mean) ** 2).sum(axis=0) for b in blocks)
+    return mean, m2
 
 
-def _sparse_mean_var(X: sp.csr_matrix, unit: NDArray[np.float64]
-                     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Two-pass mean and variance of X / unit over columns, counting the implicit zeros:
-    n·var = Σ_stored (x - μ)² + (n - nnz) μ²."""
+def _sparse_moments(X: sp.csr_matrix, unit: NDArray[np.float64]
+                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Two-pass mean and Σ (x − mean)² of X / unit over columns, counting the implicit zeros."""
     n, d = X.shape
     values = X.data / unit[X.indices]
     mean = np.bincount(X.indices, weights=values, minlength=d) / n
     deviations = values - mean[X.indices]
     stored = np.bincount(X.indices, weights=deviations**2, minlength=d)
     nnz = np.bincount(X.indices, minlength=d)
-    return mean, (stored + (n - nnz) * mean**2) / n
+    return mean, stored + (n - nnz) * mean**2
 
 
 def _survives(out: NDArray[Any], X: NDArray[Any], mean: NDArray[np.float64],

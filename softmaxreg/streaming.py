@@ -3,8 +3,8 @@
 A :class:`Source` reads a CSV, svmlight, ``.npy`` (memory-mapped) or IDX file as a sequence of
 row chunks ``(X_c, y_c)``.  Training takes two kinds of pass over it:
 
-1. :func:`scan` — once: the number of rows, the classes, and the scaling statistics (mean and
-   variance merged chunk by chunk with Chan et al.'s update, min and max), from which the
+1. :func:`scan` — once: the number of rows, the classes, and the scaling statistics
+   (:class:`~softmaxreg.preprocessing.Moments`, merged chunk by chunk), from which the
    :class:`~softmaxreg.preprocessing.Scaling` that is stored with the model is built;
 2. :func:`fit_stream` — ``epochs`` times: ``estimator.partial_fit(scaling(X_c), y_c)`` on each
    chunk, i.e. one epoch of minibatch steps of the estimator's solver over the chunk, the
@@ -18,7 +18,6 @@ on disk first.
 
 from __future__ import annotations
 
-import gzip
 import io
 import itertools
 import math
@@ -28,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from . import datasets as _ds
 from .exceptions import DataError
-from .preprocessing import Scaling
+from .io.idx import open_idx, read_idx_rows, require_idx_file
+from .io.tabular import integer_labels, open_csv, parse_svmlight
+from .preprocessing import Moments, Scaling
 
 __all__ = ["Source", "CsvSource", "SvmlightSource", "NpySource", "IdxSource", "open_source",
            "StreamStats", "scan", "fit_stream", "stream_metrics"]
@@ -56,28 +55,16 @@ class Source:
 
 
 class CsvSource(Source):
-    """A CSV/TSV file as :func:`softmaxreg.datasets.read_csv` reads it (header detected,
+    """A CSV/TSV file as :func:`softmaxreg.io.read_csv` reads it (header detected,
     ``label_column`` by name or index, default ``label`` or the last column), in chunks."""
 
     def __init__(self, path, label_column: int | str | None = None):
         self.path, self.label_column = Path(path), label_column
 
     def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-        try:
-            with open(self.path, newline="", encoding="utf-8-sig") as file:
-                rows = _ds._csv_rows(file, _ds._csv_delimiter(self.path, file))
-                head = list(itertools.islice(rows, 2))
-                if not head:
-                    raise DataError(f"{self.path} is empty")
-                header = _ds._looks_like_header(head[0][1], head[1][1] if len(head) > 1 else None)
-                names = [n.strip() for n in head[0][1]] if header else None
-                table = _ds._CsvTable(self.path, len(head[0][1]), head[0][0], names)
-                table.label = table.label_index(self.label_column)
-                rows = itertools.chain(head[1:] if header else head, rows)
-                while block := list(itertools.islice(rows, chunk_rows)):
-                    yield table.parse(block)
-        except OSError as exc:
-            raise DataError(f"cannot open {self.path}: {exc.strerror or exc}") from exc
+        with open_csv(self.path, self.label_column) as (table, rows):
+            while block := list(itertools.islice(rows, chunk_rows)):
+                yield table.parse(block)
 
 
 class SvmlightSource(Source):
@@ -104,25 +91,16 @@ class SvmlightSource(Source):
         return self.n_features, self.zero_based
 
     def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-        d, zero_based = self.layout()
-        for X, y in self._parse_chunks(chunk_rows, d, zero_based):
-            yield X, (y.astype(np.int64) if (y == np.round(y)).all() else y)
+        yield from self._parse_chunks(chunk_rows, *self.layout())
 
-    def _parse_chunks(self, chunk_rows: int, d: int | None, zero_based: bool):
-        from sklearn.datasets import load_svmlight_file
-
+    def _parse_chunks(self, chunk_rows: int, d: int | None, zero_based: bool) -> Iterator[Chunk]:
         try:
-            with open(self.path, "rb") as file:
-                while lines := list(itertools.islice(file, chunk_rows)):
-                    try:
-                        X, y = load_svmlight_file(io.BytesIO(b"".join(lines)), n_features=d,
-                                                  zero_based=zero_based)
-                    except (ValueError, TypeError) as exc:
-                        raise DataError(f"{self.path} is not a valid svmlight/libsvm file "
-                                        f"({exc})") from exc
-                    yield sp.csr_matrix(X), y
+            file = open(self.path, "rb")
         except OSError as exc:
             raise DataError(f"cannot open {self.path}: {exc.strerror or exc}") from exc
+        with file:
+            while lines := list(itertools.islice(file, chunk_rows)):
+                yield parse_svmlight(io.BytesIO(b"".join(lines)), self.path, d, zero_based)
 
 
 class NpySource(Source):
@@ -164,8 +142,7 @@ class NpySource(Source):
             if self.labels is not None:
                 yield block, np.asarray(labels[a: a + chunk_rows])
                 continue
-            y = block[:, j]
-            yield block[:, features], (y.astype(np.int64) if (y == np.round(y)).all() else y)
+            yield block[:, features], integer_labels(block[:, j])
 
 
 class IdxSource(Source):
@@ -178,47 +155,18 @@ class IdxSource(Source):
         self.path, self.prefix = Path(path), prefix
         if not self.path.is_dir():
             raise DataError(f"{self.path} is not a folder")
-        self.images = _ds._require_idx_file(self.path, f"{prefix}-images-idx3-ubyte")
-        self.labels = _ds._require_idx_file(self.path, f"{prefix}-labels-idx1-ubyte")
+        self.images = require_idx_file(self.path, f"{prefix}-images-idx3-ubyte")
+        self.labels = require_idx_file(self.path, f"{prefix}-labels-idx1-ubyte")
 
     def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-        with _open_idx(self.images) as (images, hx), _open_idx(self.labels) as (labels, hy):
+        with open_idx(self.images) as (hx, images), open_idx(self.labels) as (hy, labels):
             if hx.dims[0] != hy.dims[0]:
                 raise DataError(f"{self.images} has {hx.dims[0]} images but {self.labels} has "
                                 f"{hy.dims[0]} labels")
-            d = math.prod(hx.dims[1:])
             for a in range(0, hx.dims[0], chunk_rows):
                 m = min(chunk_rows, hx.dims[0] - a)
-                X = _read_exactly(images, m * d * hx.dtype.itemsize, self.images)
-                y = _read_exactly(labels, m * hy.dtype.itemsize, self.labels)
-                yield (np.frombuffer(X, hx.dtype).reshape(m, d).astype(hx.dtype.newbyteorder("=")),
-                       np.frombuffer(y, hy.dtype).astype(np.int64))
-
-
-class _open_idx:
-    """Context manager: (binary stream positioned after the header, header) of an IDX file."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        file = open(self.path, "rb")
-        gzipped = file.read(2) == b"\x1f\x8b"
-        file.seek(0)
-        self.stream = gzip.GzipFile(fileobj=file, mode="rb") if gzipped else file
-        self.file = file
-        return self.stream, _ds._read_idx_header(self.stream, str(self.path))
-
-    def __exit__(self, *exc):
-        self.stream.close()
-        self.file.close()
-
-
-def _read_exactly(stream, size: int, path: Path) -> bytes:
-    data = stream.read(size)
-    if len(data) != size:
-        raise DataError(f"{path} is truncated: expected {size} more bytes, found {len(data)}")
-    return data
+                X = read_idx_rows(images, hx, m, str(self.images)).reshape(m, -1)
+                yield X, read_idx_rows(labels, hy, m, str(self.labels)).astype(np.int64)
 
 
 def open_source(path, label_column: int | str | None = None) -> Source:
@@ -245,77 +193,26 @@ def open_source(path, label_column: int | str | None = None) -> Source:
 # -- pass 1: rows, classes, scaling ---------------------------------------------------------------
 @dataclass
 class StreamStats:
-    """What one pass over a source learns: rows n, chunks, classes, and per-feature moments.
-
-    ``mean`` and ``m2`` (Σ (x − mean)²) are merged chunk by chunk (Chan, Golub & LeVeque):
-    n = n_a + n_b,  δ = mean_b − mean_a,  mean = mean_a + δ n_b / n,
-    M2 = M2_a + M2_b + δ² n_a n_b / n.
-    """
+    """What one pass over a source learns: rows n, chunks, classes, and the features'
+    :class:`~softmaxreg.preprocessing.Moments` (the statistics :class:`Scaling` is fitted on)."""
 
     n: int = 0
     n_chunks: int = 0
     classes: NDArray[Any] = field(default_factory=lambda: np.array([]))
-    mean: NDArray[np.float64] | None = None
-    m2: NDArray[np.float64] | None = None
-    low: NDArray[np.float64] | None = None
-    high: NDArray[np.float64] | None = None
-    sparse: bool = False
+    moments: Moments = field(default_factory=Moments)
 
     def update(self, X, y) -> None:
         m = X.shape[0]
         if m == 0:
             return
-        mean_b, m2_b, low_b, high_b = _chunk_moments(X)
-        if self.mean is None:
-            self.mean, self.m2, self.low, self.high = mean_b, m2_b, low_b, high_b
-            self.sparse = sp.issparse(X)
-        else:
-            if len(mean_b) != len(self.mean):
-                raise DataError(f"a chunk has {len(mean_b)} features, the first had "
-                                f"{len(self.mean)}")
-            n = self.n + m
-            delta = mean_b - self.mean
-            self.mean = self.mean + delta * (m / n)
-            self.m2 = self.m2 + m2_b + delta**2 * (self.n * m / n)
-            np.minimum(self.low, low_b, out=self.low)
-            np.maximum(self.high, high_b, out=self.high)
+        self.moments.update(X)
         self.n += m
         self.n_chunks += 1
         self.classes = np.union1d(self.classes, np.unique(y)) if self.n > m else np.unique(y)
 
     def scaling(self, method: str = "auto", pixels: bool = False) -> Scaling:
         """The :class:`Scaling` that ``Scaling(method).fit(X, pixels)`` would give on all rows."""
-        resolved = ("unit" if pixels else "standard") if method == "auto" else method
-        d = len(self.mean)
-        if resolved == "standard":
-            mean, scale = self.mean.copy(), np.sqrt(self.m2 / self.n)
-            scale[(self.low == self.high) | (scale == 0)] = 1.0
-            if self.sparse:
-                mean[:] = 0.0  # scaling only: centring would make the chunks dense
-        elif resolved == "unit":
-            mean, scale = np.zeros(d), np.full(d, 255.0)
-        else:
-            mean, scale = np.zeros(d), np.ones(d)
-        return Scaling.from_state({"method": np.array(resolved), "mean": mean, "scale": scale})
-
-
-def _chunk_moments(X) -> tuple[NDArray[np.float64], ...]:
-    """(mean, Σ (x − mean)², min, max) per feature of one chunk; sparse counts its zeros."""
-    m = X.shape[0]
-    if sp.issparse(X):
-        X = X.tocsr()
-        mean = np.asarray(X.sum(axis=0, dtype=np.float64)).ravel() / m
-        dev = X.data.astype(np.float64) - mean[X.indices]
-        nnz = np.bincount(X.indices, minlength=X.shape[1])
-        m2 = np.bincount(X.indices, weights=dev**2, minlength=X.shape[1]) + (m - nnz) * mean**2
-        low, high = X.min(axis=0).toarray().ravel(), X.max(axis=0).toarray().ravel()
-        return mean, m2, low.astype(np.float64), high.astype(np.float64)
-    X = np.asarray(X)
-    if X.dtype.kind not in "biuf":
-        raise DataError(f"X has dtype {X.dtype}; expected numbers")
-    mean = X.sum(axis=0, dtype=np.float64) / m
-    m2 = ((X - mean) ** 2).sum(axis=0)
-    return mean, m2, X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+        return Scaling(method).fit_moments(self.moments, pixels)
 
 
 def scan(source: Source, chunk_rows: int = CHUNK_ROWS) -> StreamStats:

@@ -1,4 +1,4 @@
-"""Tests of softmaxreg.datasets: IDX parsing, MNIST (local, cache, download), CSV/NPZ/svmlight.
+"""Tests of softmaxreg.io: IDX parsing, MNIST (local, cache, download), CSV/NPZ/svmlight.
 
 The MNIST tests need the real files: set SOFTMAXREG_DATA to their folder (CI uses
 /work/shared/data/mnist). The download tests serve those files from a local HTTP server.
@@ -29,19 +29,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from softmaxreg import datasets
-from softmaxreg.datasets import (
+from softmaxreg.exceptions import DataError
+from softmaxreg.io import (
     Dataset,
     load_bundled,
     load_dataset,
     load_mnist,
+    mnist,
     read_csv,
     read_idx,
     read_idx_folder,
     read_npz,
     read_svmlight,
 )
-from softmaxreg.exceptions import DataError
 
 # From /work/shared/data/mnist/README.md, typed here independently of the library's registry.
 MNIST_SHA256 = {
@@ -389,7 +389,7 @@ def server(mirror_server, monkeypatch):
                  "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setattr(datasets, "_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(mnist, "_TIMEOUT_S", 1.0)
     with time_limit(60):
         yield mirror_server
 

@@ -43,9 +43,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris
 
-from softmaxreg import SoftmaxNetwork, SoftmaxRegError, SoftmaxRegression, datasets
+from softmaxreg import SoftmaxNetwork, SoftmaxRegError, SoftmaxRegression
 from softmaxreg.checkpoint import Checkpointer, load_checkpoint
-from softmaxreg.datasets import read_csv, read_idx, read_npz, read_svmlight
+from softmaxreg.io import mnist, read_csv, read_idx, read_npz, read_svmlight
 from softmaxreg.network import Network
 from softmaxreg.optim import Adam, constant
 from softmaxreg.persistence import load_bundle, save
@@ -351,7 +351,7 @@ def load_and_restore(path: Path):
     saved = load_checkpoint(path)
     net = Network((3, 4, 3))
     run = Run(net, Adam().init(net.params), History(), config, Position())
-    from softmaxreg.checkpoint import data_fingerprint
+    from softmaxreg.io import data_fingerprint
 
     saved.restore(run, data_fingerprint(X, y), X.shape[0])
     assert np.all(np.isfinite(net.params)) and run.position.epoch <= config.epochs
@@ -746,8 +746,8 @@ def fast_limits(monkeypatch):
                  "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setattr(datasets, "_TIMEOUT_S", 1.0)
-    monkeypatch.setattr(datasets, "_DEADLINE_S", 2.0)
+    monkeypatch.setattr(mnist, "_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(mnist, "_DEADLINE_S", 2.0)
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(30)
     yield
@@ -755,8 +755,8 @@ def fast_limits(monkeypatch):
     signal.signal(signal.SIGALRM, previous)
 
 
-SPEC = datasets._MnistFile("train-labels-idx1-ubyte", hashlib.sha256(LABELS_RAW).hexdigest(),
-                           (len(LABELS),))
+SPEC = mnist._MnistFile("train-labels-idx1-ubyte", hashlib.sha256(LABELS_RAW).hexdigest(),
+                        (len(LABELS),))
 HOSTILE = {
     "endless": "sent more than",
     "chunked": "sent more than",
@@ -775,8 +775,8 @@ def test_a_hostile_mirror_is_abandoned_for_the_next(hostile, fast_limits, tmp_pa
     tracemalloc.start()
     start = time.monotonic()
     try:
-        array = datasets._download(SPEC, tmp_path / "train-labels-idx1-ubyte.gz",
-                                   [f"{base}/{kind}/", f"{base}/good/"], failures, False)
+        array = mnist._download(SPEC, tmp_path / "train-labels-idx1-ubyte.gz",
+                                [f"{base}/{kind}/", f"{base}/good/"], failures, False)
     finally:
         seconds, peak = time.monotonic() - start, tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
@@ -790,8 +790,8 @@ def test_redirects_and_suggested_names_do_not_name_the_cache(hostile, fast_limit
     base = f"http://127.0.0.1:{hostile.server_address[1]}"
     cache = tmp_path / "cache"
     cache.mkdir()
-    array = datasets._download(SPEC, cache / "train-labels-idx1-ubyte.gz",
-                               [f"{base}/redirect/"], {}, False)
+    array = mnist._download(SPEC, cache / "train-labels-idx1-ubyte.gz",
+                            [f"{base}/redirect/"], {}, False)
     assert np.array_equal(array, LABELS)
     assert [p.name for p in tmp_path.rglob("*")] == ["cache", "train-labels-idx1-ubyte.gz"]
 
@@ -810,8 +810,8 @@ def test_mnist_download_past_endless_and_dripping_mirrors(hostile, fast_limits, 
     base = f"http://127.0.0.1:{hostile.server_address[1]}"
     hostile.log.clear()
     start = time.monotonic()
-    ds = datasets.load_mnist(cache_dir=tmp_path, progress=False,
-                             mirrors=[f"{base}/endless/", f"{base}/drip/", f"{base}/mnist/"])
+    ds = mnist.load_mnist(cache_dir=tmp_path, progress=False,
+                          mirrors=[f"{base}/endless/", f"{base}/drip/", f"{base}/mnist/"])
     assert time.monotonic() - start < 20
     assert ds.X.shape == (60000, 784) and ds.X_test.shape == (10000, 784)
     assert hostile.log.count("endless") == hostile.log.count("drip") == 1

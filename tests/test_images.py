@@ -77,7 +77,7 @@ def test_mnist_digits_survive_a_round_trip():
     folder = os.environ.get("SOFTMAXREG_DATA")
     if not folder:
         pytest.skip("SOFTMAXREG_DATA is not set: point it at the folder of MNIST's IDX files")
-    from softmaxreg.datasets import load_mnist
+    from softmaxreg.io import load_mnist
 
     digits = load_mnist(folder).X_test[:50].reshape(-1, 28, 28)
     correlations = []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from softmaxreg.cli import main
-from softmaxreg.datasets import read_idx
+from softmaxreg.io import read_idx
 from softmaxreg.persistence import load_bundle
 
 pytestmark = pytest.mark.slow

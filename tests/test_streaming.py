@@ -14,8 +14,8 @@ from sklearn.datasets import dump_svmlight_file
 
 from softmaxreg import SoftmaxRegression
 from softmaxreg.cli import main
-from softmaxreg.datasets import read_csv, read_idx_folder, read_svmlight
 from softmaxreg.exceptions import DataError
+from softmaxreg.io import read_csv, read_idx_folder, read_svmlight
 from softmaxreg.persistence import load_bundle
 from softmaxreg.preprocessing import Scaling
 from softmaxreg.streaming import (
@@ -148,6 +148,48 @@ def test_streamed_scaling_equals_the_in_memory_scaling(tmp_path, kind):
     got, ref = stats.scaling("standard"), Scaling("standard").fit(X)
     np.testing.assert_allclose(got.mean, ref.mean, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got.scale, ref.scale, rtol=1e-12)
+
+
+def _extreme_features(magnitude: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, c): features of order c per column; in "mixed", the last column is of order 1e-300
+    in the first half of the rows and 1e200 in the second (so chunks disagree on its unit)."""
+    X, y = _problem(n=n, d=4, seed=9)
+    c = {"1e200": np.full(4, 1e200), "1e-300": np.full(4, 1e-300),
+         "mixed": np.array([1e200, 1e-300, 1e300, 1e200])}[magnitude]
+    scaled = X * c
+    if magnitude == "mixed":
+        scaled[: n // 2, 3] = X[: n // 2, 3] * 1e-300
+    return scaled, y, c
+
+
+@pytest.mark.parametrize("kind", ["npy", "svmlight"])
+@pytest.mark.parametrize("magnitude", ["1e200", "1e-300", "mixed"])
+def test_streamed_scaling_of_extreme_features_equals_the_in_memory_scaling(tmp_path, magnitude,
+                                                                           kind):
+    """Sums and squares of 1e200 overflow and those of 1e-300 underflow: the statistics are taken
+    in power-of-two units, chunk by chunk as in memory."""
+    X, y, c = _extreme_features(magnitude, 2001)
+    if kind == "npy":
+        np.save(tmp_path / "a.npy", np.column_stack([X, y]))
+    else:
+        dump_svmlight_file(sp.csr_matrix(X), y, str(tmp_path / "a.svmlight"))
+        X = read_svmlight(tmp_path / "a.svmlight").X  # the values as the text holds them
+    stats = scan(open_source(tmp_path / f"a.{kind}"), chunk_rows=300)
+    got, ref = stats.scaling("standard"), Scaling("standard").fit(X)
+    assert np.isfinite(got.mean).all() and np.isfinite(got.scale).all()
+    np.testing.assert_allclose(got.mean / c, ref.mean / c, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.scale / c, ref.scale / c, rtol=1e-12)
+    # an independent reference: numpy's float64 mean and std of the features divided by c
+    dense = X.toarray() if sp.issparse(X) else X
+    mean = 0.0 if sp.issparse(X) else (dense / c).mean(axis=0)  # sparse X is only scaled
+    np.testing.assert_allclose(got.mean / c, mean, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.scale / c, (dense / c).std(axis=0), rtol=1e-10)
+    Z, Z32 = got.transform(X, dtype=np.float64), got.transform(X)
+    Z, Z32 = (Z.toarray(), Z32.toarray()) if sp.issparse(X) else (Z, Z32)
+    assert np.isfinite(Z).all() and np.isfinite(Z32).all()
+    np.testing.assert_allclose(Z.std(axis=0), 1.0, rtol=1e-9)
+    if not sp.issparse(X):
+        np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=1e-9)
 
 
 def test_pixels_get_unit_scaling(tmp_path):

@@ -1,0 +1,201 @@
+"""``.npz`` archives read without pickle (data sets, model files, checkpoints), and the helpers
+that write model files and checkpoints: an atomic write and a JSON-safe conversion.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..exceptions import DataError, ModelFileError, SoftmaxRegError
+from .dataset import Dataset, PathLike
+
+# Deflate cannot expand data more than 1032-fold, so s compressed bytes hold at most 1032·s
+# bytes: a size claiming more is rejected before anything is decompressed.
+DEFLATE_MAX_RATIO = 1032
+_NPZ_KEYS = ("X", "y", "X_test", "y_test", "feature_names")
+# What np.savez writes: stored or deflated members.
+_NPZ_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
+
+
+# -- data sets ------------------------------------------------------------------------------------
+def read_npz(path: PathLike) -> Dataset:
+    """Read arrays ``X`` (n, d), or images (n, h, w), and ``y`` (n,) from a .npz file, with
+    optional ``X_test``, ``y_test`` and ``feature_names``. Loaded with allow_pickle=False, so
+    object arrays are refused. A uint8 ``X`` is taken as pixel intensities (pixels=True).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"cannot open {path}: no such file")
+    arrays = read_npz_arrays(path, lambda problem: DataError(f"{path}: {problem}"),
+                             names=_NPZ_KEYS, what=".npz file")
+    missing = [key for key in ("X", "y") if key not in arrays]
+    if missing:
+        with zipfile.ZipFile(path) as zf:
+            held = sorted(name.removesuffix(".npy") for name in zf.namelist())
+        raise DataError(f"{path} has no array {' or '.join(missing)}; it holds "
+                        f"{held}; save with np.savez(path, X=X, y=y)")
+    X, image_shape = _npz_features(arrays["X"], "X", path)
+    X_test = y_test = None
+    if "X_test" in arrays or "y_test" in arrays:
+        if "X_test" not in arrays or "y_test" not in arrays:
+            raise DataError(f"{path} has only one of X_test and y_test; give both or neither")
+        X_test, _ = _npz_features(arrays["X_test"], "X_test", path)
+        y_test = _npz_labels(arrays["y_test"], "y_test", path)
+    names = arrays.get("feature_names")
+    y = _npz_labels(arrays["y"], "y", path)
+    return Dataset(X, y, X_test, y_test, name=path.stem, pixels=X.dtype == np.uint8,
+                   image_shape=image_shape,
+                   feature_names=None if names is None else [str(n) for n in names.ravel()])
+
+
+def _npz_features(X: NDArray[Any], key: str, path: Path) -> tuple[NDArray[Any], Any]:
+    """Check a feature array's type; flatten images (n, h, w) to (n, h·w)."""
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {key} has dtype {X.dtype}; expected numbers")
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise DataError(f"{path}: {key} contains NaN or infinity")
+    if X.ndim == 3:
+        return X.reshape(len(X), -1), (int(X.shape[1]), int(X.shape[2]))
+    if X.ndim != 2:
+        raise DataError(f"{path}: {key} has shape {X.shape}; expected (n, d) or images "
+                        "(n, h, w)")
+    return X, None
+
+
+def _npz_labels(y: NDArray[Any], key: str, path: Path) -> NDArray[Any]:
+    """Labels must be integers, booleans, finite floats or strings (not dates, bytes, ...)."""
+    if y.dtype.kind not in "biufU" or (y.dtype.kind == "f" and not np.isfinite(y).all()):
+        raise DataError(f"{path}: {key} has dtype {y.dtype} or non-finite values; expected "
+                        "integer, finite float or string labels")
+    return y
+
+
+# -- any archive ----------------------------------------------------------------------------------
+def read_npz_arrays(path: Path, fail: Callable[[str], Exception],
+                    names: Sequence[str] | None = None,
+                    what: str = "file") -> dict[str, NDArray[Any]]:
+    """The arrays of the ``.npz`` archive ``path`` (all, or those of ``names`` it has), unpickled.
+
+    Nothing is expanded before every member read has been checked: it must be a stored or
+    deflated ``.npy`` whose header describes exactly the bytes the zip directory declares for
+    it, and that size must be one deflate can reach from the member's compressed size. So no
+    header (``shape (10¹²,)``) and no directory entry can make the reader allocate more than the
+    file can hold. ``fail(problem)`` builds the caller's error (DataError, ModelFileError).
+    """
+    with open(path, "rb") as file:
+        if file.read(6) == b"\x93NUMPY":
+            raise fail("holds a single array (.npy format); expected a .npz archive with "
+                       "arrays X and y, e.g. np.savez(path, X=X, y=y)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
+            wanted = [n for n in (infos if names is None else names) if n in infos]
+            size = path.stat().st_size
+            for name in wanted:
+                _check_npy_member(zf, infos[name], size, fail)
+            return {name: _read_npy_member(zf, infos[name]) for name in wanted}
+    except SoftmaxRegError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError,
+            RuntimeError, struct.error, OverflowError) as exc:  # what a damaged archive raises
+        raise fail(f"not a readable {what} ({type(exc).__name__}: {exc})") from None
+
+
+def _check_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: int,
+                      fail: Callable[[str], Exception]) -> None:
+    """Raise ``fail(...)`` unless ``info`` is a plain .npy whose sizes agree (see above)."""
+    name = info.filename
+    if info.compress_type not in _NPZ_METHODS or info.flag_bits & 0x1:
+        raise fail(f"member {name!r} is encrypted or uses compression method "
+                   f"{info.compress_type}; expected stored or deflated members (np.savez)")
+    most = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED
+                                 else DEFLATE_MAX_RATIO) + 64
+    if info.compress_size > archive_size or info.file_size > most:
+        raise fail(f"member {name!r} claims {info.file_size} bytes from {info.compress_size} "
+                   f"compressed bytes in a {archive_size}-byte file: refusing to expand")
+    with zf.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+        except ValueError:
+            raise fail(f"member {name!r} is not a .npy array") from None
+        if version not in _NPY_HEADER_READERS:
+            raise fail(f"member {name!r} is in .npy format {version}, which is not read")
+        shape, _, dtype = _NPY_HEADER_READERS[version](member)
+        header = member.tell()
+    if dtype.hasobject:
+        raise fail(f"array {name.removesuffix('.npy')!r} holds Python objects, which are not "
+                   "loaded (allow_pickle=False); store numbers or strings")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if min(shape, default=0) < 0 or header + nbytes != info.file_size:
+        raise fail(f"member {name!r} has a header for {shape} {dtype} ({nbytes} bytes) but "
+                   f"holds {info.file_size - header} bytes")
+
+
+def _read_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> NDArray[Any]:
+    with zf.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+# -- model files and checkpoints ------------------------------------------------------------------
+def read_model_npz(path: Path, what: str = "model file") -> dict[str, NDArray[Any]]:
+    """Every array of the archive at ``path`` (a ``what``), read without pickle once the sizes
+    its members claim are found reasonable for the file's size; ModelFileError if not."""
+
+    def fail(problem: str) -> ModelFileError:
+        return ModelFileError(f"{path}: {problem}")
+
+    if not path.is_file():
+        raise fail(f"no such {what}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+        if total > 64 * max(path.stat().st_size, 2**20) + 2**30:
+            raise fail(f"its members claim {total} bytes uncompressed: refusing to expand")
+        return read_npz_arrays(path, fail, what=f"softmaxreg {what}")
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+        raise fail(f"not a readable softmaxreg {what} ({exc})") from None
+    except Exception as exc:  # zlib errors and the like from a damaged archive
+        raise fail(f"damaged {what} ({type(exc).__name__}: {exc})") from None
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_safe(value: Any) -> Any:
+    """Estimator parameters as JSON (tuples become lists; numpy scalars become numbers)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
