@@ -124,6 +124,16 @@ def test_truncated_idx_file_is_a_data_error(tmp_path):
         scan(IdxSource(folder), 4)
 
 
+def test_a_damaged_gzip_is_named_while_the_other_file_is_open(tmp_path):
+    folder = tmp_path / "idx"
+    rng = np.random.default_rng(3)
+    _write_idx(folder, rng.integers(0, 256, (300, 4, 4)), rng.integers(0, 10, 300))
+    data = (folder / "train-images-idx3-ubyte.gz").read_bytes()
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="images-idx3-ubyte.gz is a corrupt or truncated gzip"):
+        scan(IdxSource(folder), 100)
+
+
 def test_unknown_file_type_is_refused(tmp_path):
     (tmp_path / "a.parquet").write_bytes(b"PAR1")
     with pytest.raises(DataError, match="cannot stream"):

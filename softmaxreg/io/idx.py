@@ -104,12 +104,24 @@ def open_idx(path: PathLike, source: str | None = None) -> Iterator[tuple[IdxHea
         if not compressed:
             yield _checked_header(file, source, size, compressed=False), file
             return
+        with gzip.GzipFile(fileobj=file, mode="rb") as gz:
+            stream = _GzipReader(gz, source)
+            yield _checked_header(stream, source, size * DEFLATE_MAX_RATIO,
+                                  compressed=True), stream
+
+
+class _GzipReader:
+    """Reads a gzip stream; damage found while reading (a bad CRC, a cut-off member) is a
+    DataError naming this file, even where another file's reads surround it."""
+
+    def __init__(self, stream: BinaryIO, source: str) -> None:
+        self.stream, self.source = stream, source
+
+    def read(self, size: int = -1) -> bytes:
         try:
-            with gzip.GzipFile(fileobj=file, mode="rb") as stream:
-                yield _checked_header(stream, source, size * DEFLATE_MAX_RATIO,
-                                      compressed=True), stream
+            return self.stream.read(size)
         except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{source} is a corrupt or truncated gzip file ({exc})") from exc
+            raise DataError(f"{self.source} is a corrupt or truncated gzip file ({exc})") from exc
 
 
 def _checked_header(stream: BinaryIO, source: str, capacity: int, *,
