@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ __all__ = ["inference", "InferenceResult", "InferenceError", "SeparationError",
 
 Array = NDArray[np.float64]
 
-_BLOCK_ENTRIES = 2**19  # entries of the (rows, (K−1)p) temporaries per block: 4 MiB of float64
+_BLOCK_ENTRIES = 2**20  # entries of the largest temporary of a row block: 8 MiB of float64
 _SINGULAR = 1e-11  # smallest eigenvalue / largest of the scaled information: singular below
 _OFF_OPTIMUM = 0.01  # warn when θ is this many standard errors from the optimum
 _SUSPECT = 1e-3  # γ below which quasi-complete separation is tested for (see _smallest_curvature)
@@ -253,28 +254,48 @@ def _check_classes(classes, y_enc: NDArray[np.intp], s: Array) -> None:
 # -- one pass over the rows --------------------------------------------------------------------
 @dataclass
 class _Sums:
-    """What one pass over the rows accumulates."""
+    """What one pass over the rows accumulates.
 
-    information: Array  # I ((K−1)p, (K−1)p)
-    score: Array  # ∂ℓ/∂β ((K−1)p,), class-major
-    gram: Array  # G = Σ_i s_i x̃_i x̃_iᵀ (p, p): the design alone, for the diagnoses
+    ``weighted_grams[:, t, :]`` = X̃ᵀ diag(w_t) X̃ (p, p) for the weights w_t of the t-th pair
+    (j ≤ k) of non-reference classes, w = s p_j (δ_jk − p_k), then for w = s (the design's own
+    Gram matrix G, used by the diagnoses): one product X̃ᵀ [X̃ ∘ w_1, …] per row block.
+    """
+
+    weighted_grams: Array  # (p, m(m+1)/2 + 1, p), m = K − 1
+    score: Array  # ∂ℓ/∂β (m p,), class-major
     llf: float = 0.0
     nobs: float = 0.0
     n_misclassified: float = 0.0  # weight of the rows whose logit margin is ≤ 0
 
+    @cached_property  # read once the pass is over
+    def information(self) -> Array:
+        """I (m p, m p), block (j, k) = Σ_i s_i p_ij (δ_jk − p_ik) x̃_i x̃_iᵀ."""
+        p, m = self.weighted_grams.shape[0], self.score.size // self.weighted_grams.shape[0]
+        info = np.empty((m * p, m * p))
+        for t, (j, k) in enumerate(zip(*np.triu_indices(m))):
+            info[j * p:(j + 1) * p, k * p:(k + 1) * p] = self.weighted_grams[:, t, :]
+            info[k * p:(k + 1) * p, j * p:(j + 1) * p] = self.weighted_grams[:, t, :].T
+        return info
+
+    @property
+    def gram(self) -> Array:
+        """G = Σ_i s_i x̃_i x̃_iᵀ (p, p)."""
+        return self.weighted_grams[:, -1, :]
+
 
 def _information(X, y_enc, s: Array, beta: Array, intercept: bool) -> _Sums:
-    """ℓ, its gradient and the observed information I of the module docstring, summed over
-    row blocks of (rows × (K−1)p) ≤ 2¹⁹ entries: no n × (K−1)p (let alone larger) temporary."""
+    """ℓ, its gradient and the weighted Gram matrices behind I and G, summed over row blocks of
+    bounded size: no temporary has n rows."""
     p, m = beta.shape  # m = K − 1
-    sums = _Sums(np.zeros((m * p, m * p)), np.zeros(m * p), np.zeros((p, p)))
-    for a, Xt in _row_blocks(X, intercept, m * p):
+    n_weights = m * (m + 1) // 2 + 1
+    sums = _Sums(np.zeros((p, n_weights, p)), np.zeros(m * p))
+    for a, Xt in _row_blocks(X, intercept, n_weights * p):
         _add_block(sums, Xt, y_enc[a:a + len(Xt)], s[a:a + len(Xt)], beta)
     return sums
 
 
 def _row_blocks(X, intercept: bool, width: int):
-    """(start, x̃ block as float64 (r, p)) over X, r × width ≤ 2¹⁹."""
+    """(start, x̃ block as float64 (r, p)) over X, r × width ≤ 2²⁰."""
     rows = max(1, _BLOCK_ENTRIES // width)
     for a in range(0, X.shape[0], rows):
         block = X[a:a + rows]
@@ -291,7 +312,7 @@ def _with_intercept(block, intercept: bool) -> Array:
 
 
 def _add_block(sums: _Sums, Xt: Array, y: NDArray[np.intp], s: Array, beta: Array) -> None:
-    """Add one block's ℓ, score, G and I = Σ s diag(p̃) ⊗ x̃x̃ᵀ − NᵀN, N_i = √s_i p̃_i ⊗ x̃_i."""
+    """Add one block's ℓ, score and weighted Gram matrices X̃ᵀ diag(w_t) X̃."""
     r, p = Xt.shape
     eta = np.zeros((r, beta.shape[1] + 1))
     eta[:, 1:] = Xt @ beta  # (r, K); η_0 = 0
@@ -305,12 +326,12 @@ def _add_block(sums: _Sums, Xt: Array, y: NDArray[np.intp], s: Array, beta: Arra
     R = -P
     R[y > 0, y[y > 0] - 1] += 1  # Y − P over the non-reference classes
     sums.score += ((s[:, None] * R).T @ Xt).ravel()  # (K−1, p), class-major
-    sums.gram += Xt.T @ (Xt * s[:, None])
-    N = (Xt[:, None, :] * (np.sqrt(s)[:, None] * P)[:, :, None]).reshape(r, -1)
-    sums.information -= N.T @ N  # Σ s p_j p_k x̃x̃ᵀ (one SYRK: the same operand twice)
-    D = Xt.T @ (N * np.sqrt(s)[:, None])  # (p, (K−1)p): [Σ s p_k x̃x̃ᵀ]_k
-    for k in range(beta.shape[1]):
-        sums.information[k * p:(k + 1) * p, k * p:(k + 1) * p] += D[:, k * p:(k + 1) * p]
+    j, k = np.triu_indices(P.shape[1])
+    w = np.empty((r, len(j) + 1))
+    w[:, :-1] = s[:, None] * P[:, j] * ((j == k) - P[:, k])  # s p_j (δ_jk − p_k)
+    w[:, -1] = s
+    weighted = (Xt[:, None, :] * w[:, :, None]).reshape(r, -1)  # [X̃ ∘ w_t]_t (r, T p)
+    sums.weighted_grams += (Xt.T @ weighted).reshape(p, -1, p)
 
 
 def _logsumexp(eta: Array) -> Array:

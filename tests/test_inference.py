@@ -211,6 +211,18 @@ def test_collinear_regressors_are_named(extra, names):
         inference(_fit_quietly(X, y), X, y)
 
 
+def test_collinearity_is_judged_on_the_rows_of_positive_weight():
+    X, y = _wine()
+    X = np.column_stack([X[:, :3], X[:, 0] + X[:, 1]])
+    w = np.ones(len(y))
+    X[:20, 3], w[:20] = 5.0, 0.0  # rows that break the dependence, but weigh nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = SoftmaxRegression(C=np.inf, max_iter=500).fit(X, y, sample_weight=w)
+    with pytest.raises(InferenceError, match="collinear: x1, x2, x4"):
+        inference(model, X, y, sample_weight=w)
+
+
 def test_a_class_without_rows_is_named():
     X, y = _wine()
     model = _mle(X, y)
