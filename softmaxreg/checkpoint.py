@@ -197,9 +197,7 @@ def _identity(run: Run) -> dict:
     optimiser's class and numeric settings (not its state)."""
     net, opt, state = run.net, run.optimizer, set(run.optimizer.state_dict())
     return {"config": {k: getattr(run.config, k) for k in _CONFIG_KEYS},
-            "network": {"layer_sizes": list(net.layer_sizes), "activation": net.activation,
-                        "output": net.output, "dtype": net.dtype.name,
-                        "fit_intercept": net.fit_intercept},
+            "network": net.spec.as_dict(),
             "optimizer": {"class": type(opt).__name__, **{
                 k: v for k, v in vars(opt).items()
                 if not k.startswith("_") and k not in state and isinstance(v, (bool, int, float))}}}

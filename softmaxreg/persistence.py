@@ -26,11 +26,18 @@ import numpy as np
 from ._version import __version__
 from .exceptions import ModelFileError
 from .io.npz import atomic_write_bytes, json_safe, read_model_npz
-from .network import Network
+from .network import Network, NetworkSpec
 
 FORMAT_VERSION = 1
 _MAX_METADATA_BYTES = 16 * 2**20
-_KINDS = ("SoftmaxRegression", "SoftmaxNetwork")
+MODEL_KINDS: dict[str, type] = {}  # the estimator classes a model file may hold, by name
+
+
+def model_kind(cls: type) -> type:
+    """Class decorator: files whose ``kind`` is ``cls.__name__`` load as ``cls`` (through its
+    ``from_network``).  The estimators register themselves, so this floor never imports them."""
+    MODEL_KINDS[cls.__name__] = cls
+    return cls
 
 
 def save(estimator, path: str | os.PathLike, *, scaling=None, metadata: dict | None = None) -> None:
@@ -38,18 +45,14 @@ def save(estimator, path: str | os.PathLike, *, scaling=None, metadata: dict | N
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
-    net: Network = estimator._net
+    net: Network = estimator.network_
     meta = {
         "format": "softmaxreg-model",
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
         "kind": type(estimator).__name__,
         "params": json_safe(estimator.get_params()),
-        "layer_sizes": list(net.layer_sizes),
-        "activation": net.activation,
-        "output": net.output,
-        "dtype": net.dtype.name,
-        "fit_intercept": net.fit_intercept,
+        **net.spec.as_dict(),
         "n_features_in": int(estimator.n_features_in_),
         "feature_names": json_safe(list(getattr(estimator, "feature_names_in_", []))) or None,
         "n_iter": json_safe(np.ravel(getattr(estimator, "n_iter_", [0])).tolist()),
@@ -69,8 +72,13 @@ def save(estimator, path: str | os.PathLike, *, scaling=None, metadata: dict | N
 
 
 def _history(estimator) -> dict | None:
+    """The fit's curve: a minibatch fit's per-epoch ``history_`` (loss, accuracy, val_loss,
+    val_accuracy), else a full-batch solver's ``{"objective": J per iteration}``."""
+    curve = [float(J) for J in getattr(estimator, "loss_curve_", None) or ()]
     history = getattr(estimator, "history_", None)
-    return history.as_dict() if history is not None else None
+    if history is not None and history.loss == curve:  # not a later full-batch refit's
+        return history.as_dict()
+    return {"objective": curve} if curve else None
 
 
 def _classes_array(classes: np.ndarray) -> np.ndarray:
@@ -130,10 +138,8 @@ def _expect(path: Path, ok: bool, problem: str) -> None:
 
 
 def _build_estimator(path: Path, meta: dict, members: dict[str, np.ndarray]):
-    from .estimators import SoftmaxNetwork, SoftmaxRegression
-
     kind = meta.get("kind")
-    _expect(path, kind in _KINDS, f"unknown model kind {kind!r}")
+    _expect(path, isinstance(kind, str) and kind in MODEL_KINDS, f"unknown model kind {kind!r}")
     sizes = meta.get("layer_sizes")
     _expect(path, isinstance(sizes, list) and len(sizes) >= 2
             and all(isinstance(s, int) and 0 < s < 2**31 for s in sizes), "bad layer_sizes")
@@ -145,37 +151,29 @@ def _build_estimator(path: Path, meta: dict, members: dict[str, np.ndarray]):
     params = members.get("params")
     _expect(path, params is not None and params.ndim == 1 and params.dtype.kind == "f"
             and params.size == n_params, f"params must be a float vector of {n_params} values")
+    _expect(path, bool(np.all(np.isfinite(params))), "params contain NaN or infinity")
     try:
-        net = Network(sizes, activation=meta.get("activation", "identity"),
-                      output=meta["output"], dtype=np.dtype(meta["dtype"]),
-                      fit_intercept=bool(meta.get("fit_intercept", True)))
+        net = NetworkSpec(tuple(sizes), meta.get("activation", "identity"), meta["output"],
+                          meta["dtype"], bool(meta.get("fit_intercept", True))).build(params)
     except (ValueError, TypeError) as exc:
         raise _fail(path, f"bad architecture ({exc})") from None
-    _expect(path, bool(np.all(np.isfinite(params))), "params contain NaN or infinity")
-    net.params[...] = params
     classes = members.get("classes")
     n_classes = 2 if net.output == "sigmoid" else sizes[-1]
     _expect(path, classes is not None and classes.ndim == 1 and classes.size == n_classes
             and classes.dtype.kind in "biufU", f"classes must be a vector of {n_classes} labels")
     _expect(path, meta.get("n_features_in") == sizes[0], "n_features_in does not match W[1]")
 
-    cls = SoftmaxRegression if kind == "SoftmaxRegression" else SoftmaxNetwork
-    estimator = cls()
     params_meta = meta.get("params", {})
     _expect(path, isinstance(params_meta, dict), "estimator parameters must be a JSON object")
-    valid = estimator.get_params()
-    try:
-        estimator.set_params(**{k: _param(v) for k, v in params_meta.items() if k in valid})
-        estimator._validate_params()  # what fit would check: C > 0, known solver, ...
+    cls = MODEL_KINDS[kind]
+    valid = cls().get_params()
+    names = meta.get("feature_names")
+    names = names if isinstance(names, list) and len(names) == sizes[0] else None
+    try:  # what fit would check: C > 0, known solver, ...
+        return cls.from_network(net, classes, feature_names=names,
+                                **{k: _param(v) for k, v in params_meta.items() if k in valid})
     except (ValueError, TypeError) as exc:
         raise _fail(path, f"bad estimator parameters ({exc})") from None
-    estimator.classes_ = classes
-    estimator.n_features_in_ = sizes[0]
-    names = meta.get("feature_names")
-    if isinstance(names, list) and len(names) == sizes[0]:
-        estimator.feature_names_in_ = np.asarray(names, dtype=object)
-    estimator._set_network(net)
-    return estimator
 
 
 def _param(value):
