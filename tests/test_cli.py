@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, load_wine
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from softmaxreg.cli import main
@@ -36,6 +38,31 @@ def test_train_defaults_reach_the_accuracy_floors(tmp_path, capsys, model, floor
     accuracy = np.mean(estimator.predict(scaling.transform(X_test)) == y_test)
     assert accuracy >= floor
     assert meta["metrics"]["test"]["accuracy"] == pytest.approx(accuracy)
+
+
+def test_evaluate_and_predict_apply_the_model_files_scaling(tmp_path, capsys):
+    """Wine's features span 0.1 to 1700: the model file's standardisation must be applied to raw
+    rows before predicting (skipping it drops the test accuracy from 1.00 to 0.33)."""
+    X, y = load_wine(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0)  # the CLI's hold-out, rebuilt
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+    expected = reference.fit(X_train, y_train).predict(X_test)
+    assert np.mean(expected == y_test) >= 0.95
+    model = tmp_path / "wine.npz"
+    assert main(["train", "--dataset", "wine", "--quiet", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--dataset", "wine", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == len(y_test)
+    assert report["accuracy"] >= np.mean(expected == y_test) - 1 / len(y_test)
+    rows = tmp_path / "wine_test.csv"
+    np.savetxt(rows, np.column_stack([X_test, y_test]), delimiter=",")  # raw features, label last
+    assert main(["predict", str(model), str(rows)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    predicted = np.array([int(line.split(": ")[1].split()[0]) for line in lines])
+    assert len(predicted) == len(y_test)
+    assert np.mean(predicted == expected) >= 1 - 1 / len(y_test)  # scikit-learn's labels
 
 
 def test_console_script_and_module_run():

@@ -200,7 +200,7 @@ def test_idx_huge_header_is_rejected_without_allocating(tmp_path, gz):
     finally:
         tracemalloc.stop()
     assert time.perf_counter() - start < 1.0
-    assert peak < 1 << 20
+    assert peak < 2 * (65_447 if gz else 9_675)  # twice the peak measured (tracemalloc)
 
 
 def test_idx_gzip_bomb_stops_at_what_the_header_claims(tmp_path):
@@ -218,7 +218,7 @@ def test_idx_gzip_bomb_stops_at_what_the_header_claims(tmp_path):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 8 << 20
+    assert peak < 2 * 82_142  # twice the peak measured: the 64 MiB are never held
 
 
 @pytest.mark.parametrize("gz", [False, True])

@@ -271,8 +271,7 @@ def test_sparse_input_gives_the_dense_result_without_densifying(fmt, solver, dig
     dense = _quiet(SoftmaxRegression(**kwargs).fit, X_tr, y_tr)
     sparse_tr, sparse_te = sp.csr_matrix(X_tr).asformat(fmt), sp.csr_matrix(X_te).asformat(fmt)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sp._base._spbase, "toarray", _refuse_dense)
-        mp.setattr(sp._base._spbase, "todense", _refuse_dense)
+        _never_densify(mp)
         model = _quiet(SoftmaxRegression(**kwargs).fit, sparse_tr, y_tr)
         P = model.predict_proba(sparse_te)
         log_P = model.predict_log_proba(sparse_te)
@@ -287,12 +286,62 @@ def _refuse_dense(self, *args, **kwargs):
     raise AssertionError("a sparse matrix was made dense")
 
 
+def _sparse_classes():
+    """Every class of scipy.sparse (CSR, CSC, COO, ... and their bases, matrices and arrays)."""
+    seen = {}
+    for name in dir(sp):
+        obj = getattr(sp, name)
+        if isinstance(obj, type) and issubclass(obj, (sp.spmatrix, sp.sparray)):
+            seen.update((id(k), k) for k in obj.__mro__ if k.__module__.startswith("scipy.sparse"))
+    return list(seen.values())
+
+
+def _never_densify(mp):
+    """Make every way scipy.sparse turns a matrix dense raise.  ``toarray`` is defined again by
+    the CSR/CSC base (``_cs_matrix``), COO, BSR and LIL, and ``todense`` by ``spmatrix``: patching
+    ``_spbase`` alone intercepts nothing on CSR or CSC."""
+    for cls in _sparse_classes():
+        for method in ("toarray", "todense", "__array__"):
+            if method in vars(cls):
+                mp.setattr(cls, method, _refuse_dense)
+
+
+@pytest.mark.parametrize("make", [sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.csr_array,
+                                  sp.csc_array, sp.lil_matrix, sp.bsr_matrix])
+def test_the_densify_guard_fires(make):
+    X = make(np.eye(3))
+    with pytest.MonkeyPatch.context() as mp:
+        _never_densify(mp)
+        for densify in (X.toarray, X.todense, lambda: X.T.toarray(), lambda: X.tocsr().toarray()):
+            with pytest.raises(AssertionError, match="made dense"):
+                densify()
+    assert_array_equal(X.toarray(), np.eye(3))  # restored
+
+
+def test_a_densified_minibatch_is_caught(digits_split):
+    """The guard as the tests below use it, against the bug it is there for: minibatches of
+    sparse rows gathered as dense arrays."""
+    from softmaxreg.objective import MemoryRows
+
+    X_tr, _, y_tr, _ = digits_split
+    gather = MemoryRows._gather
+
+    def dense_gather(self, rows):
+        out = gather(self, rows)
+        return out.toarray() if sp.issparse(out) else out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(MemoryRows, "_gather", dense_gather)
+        _never_densify(mp)
+        with pytest.raises(AssertionError, match="made dense"):
+            SoftmaxNetwork((8,), max_iter=1, random_state=0).fit(sp.csr_matrix(X_tr), y_tr)
+
+
 def test_sparse_partial_fit_and_network_never_densify(digits_split):
     X_tr, _, y_tr, _ = digits_split
     X_csc = sp.csc_matrix(X_tr)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sp._base._spbase, "toarray", _refuse_dense)
-        mp.setattr(sp._base._spbase, "todense", _refuse_dense)
+        _never_densify(mp)
         streamed = SoftmaxRegression(solver="adam", random_state=0)
         for chunk in np.array_split(np.arange(X_csc.shape[0]), 4):
             streamed.partial_fit(X_csc[chunk], y_tr[chunk], classes=np.arange(10))
@@ -320,9 +369,9 @@ def _sparse_corpus(n_docs, n_features, n_classes, seed=0):
 
 @pytest.mark.parametrize("solver", ["lbfgs", "adam"])
 def test_sparse_corpus_fits_in_a_tenth_of_its_dense_size(solver):
-    """5000 documents × 131072 features: dense float64 would take 5.2 GB.  Measured on the
-    development machine: the L-BFGS fit and prediction peak at 129 MB (mostly L-BFGS's
-    history of 10 pairs of 393k-parameter vectors), Adam at 13 MB; the CSR matrix is 2.3 MB."""
+    """5000 documents × 131072 features: dense float64 would take 5.2 GB.  The fit and the
+    prediction may take at most twice the peak measured (tracemalloc): L-BFGS 129.5 MB (mostly
+    its history of 10 pairs of 393k-parameter vectors), Adam 14.3 MB; the CSR matrix is 2.3 MB."""
     X, y = _sparse_corpus(5000, 2**17, 3)
     dense_bytes = X.shape[0] * X.shape[1] * 8
     X_tr, X_te, y_tr, y_te = X[:4000], X[4000:], y[:4000], y[4000:]
@@ -335,7 +384,9 @@ def test_sparse_corpus_fits_in_a_tenth_of_its_dense_size(solver):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    measured = {"lbfgs": 129_470_925, "adam": 14_349_107}[solver]
     assert peak * 10 < dense_bytes, f"peak {peak / 1e6:.0f} MB vs dense {dense_bytes / 1e6:.0f} MB"
+    assert peak < 2 * measured, f"peak {peak / 1e6:.1f} MB, measured {measured / 1e6:.1f} MB"
     assert accuracy > 0.9
 
 
@@ -581,3 +632,61 @@ def test_a_network_that_learns_little_says_why():
         model = SoftmaxNetwork(random_state=0, max_iter=300).fit(
             StandardScaler().fit_transform(X), y)
     assert model.loss_ < 0.1
+
+
+# -- the network's α and momentum against PyTorch (an independent implementation) ------------
+def _torch_layers(coefs, intercepts):
+    torch = pytest.importorskip("torch")
+    Ws = [torch.tensor(W.T.copy(), requires_grad=True) for W in coefs]  # (d_out, d_in)
+    bs = [torch.tensor(b.copy(), requires_grad=True) for b in intercepts]
+    return torch, Ws, bs
+
+
+def _mlp_objective(torch, Ws, bs, X, y, alpha):
+    """MLPClassifier's objective: mean cross-entropy + α / (2n) Σ‖W‖² (tanh hidden layers)."""
+    A = torch.tensor(X)
+    for l, (W, b) in enumerate(zip(Ws, bs, strict=True)):
+        Z = A @ W.T + b
+        A = torch.tanh(Z) if l < len(Ws) - 1 else Z
+    penalty = alpha / (2 * len(y)) * sum((W * W).sum() for W in Ws)
+    return torch.nn.functional.cross_entropy(A, torch.tensor(y)) + penalty
+
+
+@pytest.mark.parametrize("alpha", [1.0, 5.0])
+def test_network_lbfgs_solution_is_stationary_for_mlpclassifiers_objective(alpha, iris):
+    """At the fitted weights, PyTorch's gradient of mean CE + α/(2n) Σ‖W‖² vanishes; were α
+    ignored, it would be the penalty's α W / n (0.03 to 0.11 here)."""
+    X, y = iris
+    X = StandardScaler().fit_transform(X)
+    est = SoftmaxNetwork((5,), activation="tanh", solver="lbfgs", alpha=alpha, max_iter=5000,
+                         tol=1e-10, random_state=0, dtype="float64").fit(X, y)
+    torch, Ws, bs = _torch_layers(est.coefs_, est.intercepts_)
+    _mlp_objective(torch, Ws, bs, X, y, alpha).backward()
+    grad = np.concatenate([p.grad.numpy().ravel() for p in Ws + bs])
+    penalty_grad = alpha / len(y) * np.concatenate([W.ravel() for W in est.coefs_])
+    assert np.linalg.norm(penalty_grad) > 1e-2
+    assert np.linalg.norm(grad) < 1e-5, np.linalg.norm(grad)
+
+
+@pytest.mark.parametrize("nesterov", [True, False], ids=["nesterov", "classical"])
+@pytest.mark.parametrize("alpha", [0.0, 3.0])
+def test_network_sgd_steps_equal_pytorch_sgd(nesterov, alpha, iris):
+    """Six full-batch steps of SoftmaxNetwork(solver='sgd') from the same weights equal
+    torch.optim.SGD(momentum=0.9, nesterov=...) on MLPClassifier's objective (α / 2n Σ‖W‖²)."""
+    X, y = iris
+    X = StandardScaler().fit_transform(X)
+    est = SoftmaxNetwork((5,), activation="tanh", solver="sgd", momentum=0.9,
+                         nesterovs_momentum=nesterov, learning_rate="constant",
+                         learning_rate_init=0.05, batch_size=len(y), max_iter=1, alpha=alpha,
+                         dtype="float64", warm_start=True, random_state=0, n_iter_no_change=100)
+    _quiet(est.fit, X, y)  # one step, to have weights to start from
+    torch, Ws, bs = _torch_layers(est.coefs_, est.intercepts_)
+    _quiet(est.set_params(max_iter=6).fit, X, y)  # warm start: from those weights, new momentum
+    opt = torch.optim.SGD(Ws + bs, lr=0.05, momentum=0.9, nesterov=nesterov)
+    for _ in range(6):
+        opt.zero_grad()
+        _mlp_objective(torch, Ws, bs, X, y, alpha).backward()
+        opt.step()
+    for ours, theirs in zip(est.coefs_ + est.intercepts_, Ws + bs, strict=True):
+        theirs = theirs.detach().numpy()
+        assert_allclose(ours, theirs.T if theirs.ndim == 2 else theirs, rtol=0, atol=1e-12)

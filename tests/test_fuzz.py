@@ -768,6 +768,12 @@ HOSTILE = {
 }
 
 
+HOSTILE_PEAK = {  # bytes, the larger of two measurements (tracemalloc); a case may take twice
+    "endless": 2_738_347, "chunked": 181_289, "drip": 92_405, "stall": 105_201,
+    "lying-length": 100_692, "encoding-bomb": 234_279, "wrong": 349_135,
+}
+
+
 @pytest.mark.parametrize("kind", list(HOSTILE))
 def test_a_hostile_mirror_is_abandoned_for_the_next(hostile, fast_limits, tmp_path, kind):
     base = f"http://127.0.0.1:{hostile.server_address[1]}"
@@ -782,7 +788,7 @@ def test_a_hostile_mirror_is_abandoned_for_the_next(hostile, fast_limits, tmp_pa
         tracemalloc.stop()
     assert np.array_equal(array, LABELS)
     assert HOSTILE[kind] in failures[f"{base}/{kind}/"], failures
-    assert seconds < 5 and peak < 16 * 2**20, (seconds, peak)
+    assert seconds < 5 and peak < 2 * HOSTILE_PEAK[kind], (seconds, peak)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train-labels-idx1-ubyte.gz"]
 
 

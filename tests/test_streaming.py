@@ -248,7 +248,8 @@ def test_peak_memory_does_not_grow_with_the_rows_npy(tmp_path):
         peaks.append(_peak_bytes(NpySource(path), chunk_rows))
     chunk_bytes = chunk_rows * (d + 1) * 8
     assert peaks[1] < 1.1 * peaks[0] + 64 * 1024, peaks
-    assert peaks[1] < 10 * chunk_bytes, (peaks, chunk_bytes)  # the 64-chunk file is 64 chunks
+    # the 64-chunk file is 64 chunks; the peak measured was 1.04 MB, 3.2 chunks: twice that
+    assert peaks[1] < 6.4 * chunk_bytes, (peaks, chunk_bytes)
 
 
 def test_peak_memory_does_not_grow_with_the_rows_csv(tmp_path):

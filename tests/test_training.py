@@ -13,6 +13,7 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from softmaxreg.exceptions import TrainingDivergedError
 from softmaxreg.network import Network
+from softmaxreg.objective import MemoryRows
 from softmaxreg.optim import SGD, Adam, constant
 from softmaxreg.training import TrainConfig, epoch_permutation, evaluate, train
 
@@ -60,6 +61,33 @@ def test_epoch_permutation_depends_only_on_seed_and_epoch():
     assert not np.array_equal(epoch_permutation(50, seed=2, epoch=3), p)
     # seed and epoch are not mixed into one number (seed + epoch would make these collide)
     assert not np.array_equal(epoch_permutation(50, 1, 2), epoch_permutation(50, 2, 1))
+
+
+class RecordingRows(MemoryRows):
+    """In-memory rows that record which rows each minibatch step asked for."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked = []
+
+    def batch(self, net, rows, l2):
+        self.asked.append(np.array(rows))
+        return super().batch(net, rows, l2)
+
+
+def test_every_epoch_visits_every_row_once_in_a_new_order():
+    X, y = blobs(n=50)
+    rows = RecordingRows(X, y)
+    net = Network((4, 8, 3), activation="tanh").initialize(0)
+    config = TrainConfig(epochs=4, batch_size=8, seed=0, progress=False, n_iter_no_change=100)
+    train(net, SGD(momentum=0.9).init(net.params), constant(0.05), rows, None, config)
+    steps = -(-50 // 8)
+    assert len(rows.asked) == 4 * steps and all(len(r) <= 8 for r in rows.asked)
+    orders = [np.concatenate(rows.asked[e * steps:(e + 1) * steps]) for e in range(4)]
+    for order in orders:
+        assert_array_equal(np.sort(order), np.arange(50))  # every row once per epoch
+    assert not np.array_equal(orders[0], np.arange(50))  # shuffled
+    assert all(not np.array_equal(a, b) for i, a in enumerate(orders) for b in orders[i + 1:])
 
 
 def test_resuming_at_an_epoch_boundary_continues_identically():
