@@ -264,8 +264,11 @@ def _predict(args) -> int:
 
 
 def _plot(args) -> int:
-    for path in plot(args.source, args.out, dataset=args.dataset, data_dir=args.data_dir):
+    result = plot(args.source, args.out, dataset=args.dataset, data_dir=args.data_dir)
+    for path in result.paths:
         print(path)
+    for name, why in result.skipped.items():
+        print(f"skipped {name}: {why}")
     return 0
 
 

@@ -338,59 +338,165 @@ def _evaluation_part(dataset: str, meta: dict, label_column=None, data_dir=None)
     return ds.X, ds.y
 
 
-def plot(source, out, *, dataset: str | None = None, data_dir=None) -> list[Path]:
-    """Every figure that ``source`` (a model file or a history JSON) allows; returns the paths.
+@dataclass
+class PlotResult:
+    """What :func:`plot` did: the PNG files it wrote, and for each figure it did not draw (by
+    file name) why not."""
 
-    A model file gives its learning curves (when it kept a history), softmax regression's
-    weights as image templates, and on ``dataset`` (default: the one it was trained on; the
-    part :func:`evaluate` scores) the confusion matrix and the most confident mistakes.
-    """
+    paths: list[Path]
+    skipped: dict[str, str]
+
+
+FIGURES = ("learning_curves", "weights", "confusion_matrix", "mistakes")
+_SOLVER_NAMES = {"lbfgs": "L-BFGS", "fista": "FISTA"}
+_SCALED = {"unit": "pixels scaled to [0, 1]", "standard": "standardised features"}
+_MAX_MAP_FEATURES = 100  # tabular weights are drawn as a class × feature map up to this d
+
+
+def plot(source, out, *, dataset: str | None = None, data_dir=None) -> PlotResult:
+    """Every figure that ``source`` allows (see :func:`figures`), as PNG files in ``out``."""
     from . import plots  # matplotlib: loaded for this use case only
 
-    source, out = Path(source), Path(out)
+    drawn, skipped = figures(source, dataset=dataset, data_dir=data_dir)
+    paths = [plots.save(fig, Path(out) / f"{name}.png") for name, fig in drawn.items()]
+    return PlotResult(paths, {f"{name}.png": why for name, why in skipped.items()})
+
+
+def figures(source, *, dataset: str | None = None, data_dir=None) -> tuple[dict, dict[str, str]]:
+    """``({name: Figure}, {name: why not drawn})`` over :data:`FIGURES`, for ``source`` (a
+    model file or a history JSON).
+
+    A model file gives its learning curve (per epoch for minibatch solvers, the objective per
+    iteration for full-batch ones) and softmax regression's weights (image templates, or a
+    class × feature map for tabular data); on ``dataset`` (default: the one it was trained on;
+    the part :func:`evaluate` scores) the confusion matrix and, for images, the most confident
+    mistakes.
+    """
+    source = Path(source)
     if source.suffix.lower() == ".json":
-        return [plots.learning_curves(_read_history(source), out / "learning_curves.png")]
+        drawn = {"learning_curves": _curve_figure(_read_history(source), source.name, "")}
+        return drawn, dict.fromkeys(FIGURES[1:], "a history file holds no model")
     estimator, scaling, meta = load_bundle(source)
-    paths = []
-    if meta.get("history"):
-        paths.append(plots.learning_curves(meta["history"], out / "learning_curves.png"))
-    shape = tuple(meta.get("image_shape") or ())
-    if meta.get("kind") == "SoftmaxRegression" and shape and len(estimator.classes_) > 2:
-        paths.append(plots.weight_templates(estimator.coef_, estimator.classes_, shape,
-                                            out / "weights.png"))
-    dataset = dataset or meta.get("dataset")
-    if dataset:
-        X, y = _evaluation_part(dataset, meta, data_dir=data_dir)
-        paths += _data_figures(estimator, _features_for(estimator, scaling, X), X,
-                               np.asarray(y), shape, out)
-    return paths
+    model = _model_name(meta)
+    trained_on = f"{model}, trained on {_data_name(meta.get('dataset') or 'unnamed data')}"
+    solver = (meta.get("params") or {}).get("solver", "")
+    made = {"learning_curves": _curve_figure(meta.get("history") or {}, trained_on, solver,
+                                             _held_out_scores(meta))
+            or "the model file holds no learning curve (files written before full-batch fits "
+               "kept theirs have none: refit the model to get it)",
+            "weights": _weights_figure(estimator, scaling, meta, trained_on)}
+    made.update(_data_figures(estimator, scaling, meta, model, dataset, data_dir))
+    return ({k: v for k, v in made.items() if not isinstance(v, str)},
+            {k: v for k, v in made.items() if isinstance(v, str)})
 
 
-def _data_figures(estimator, X, images, y, shape: tuple, out: Path) -> list[Path]:
-    """The confusion matrix of ``estimator`` on (X, y); when the unscaled rows ``images`` are
-    images of ``shape``, the misclassified ones with the highest confidence."""
+def _held_out_scores(meta: dict) -> dict:
+    """{"validation"/"test": {"loss", "accuracy"}} of the final model, from the file's report."""
+    keys = (("loss", "log_loss"), ("accuracy", "accuracy"))
+    return {part: {k: m[src] for k, src in keys if isinstance(m.get(src), (int, float))}
+            for part, m in (meta.get("metrics") or {}).items()
+            if part != "train" and isinstance(m, dict)}
+
+
+def _model_name(meta: dict) -> str:
+    """'softmax regression (lbfgs)' or 'network 784-128-64-10, relu (adam)'."""
+    solver = (meta.get("params") or {}).get("solver", "?")
+    if meta.get("kind") == "SoftmaxRegression":
+        return f"softmax regression ({solver})"
+    sizes = "-".join(str(s) for s in meta.get("layer_sizes") or ())
+    return f"network {sizes}, {meta.get('activation')} ({solver})"
+
+
+def _data_name(spec: str) -> str:
+    """A data set as titles name it: 'digits', or a file's name without its folder."""
+    return Path(str(spec)).name
+
+
+def _curve_figure(history: dict, subject: str, solver: str, final: dict | None = None):
+    """The learning curve a history allows (full batch: ``objective``; minibatch: ``loss``
+    and the rest per epoch, with the ``final`` scores of held-out parts), or None."""
     from . import plots
 
-    m = metrics(estimator, X, y)
-    paths = [plots.confusion_heatmap(np.array(m["confusion_matrix"]), m["classes"],
-                                     out / "confusion_matrix.png")]
-    if shape and math.prod(shape) == images.shape[1]:
-        pred = estimator.predict(X)
-        wrong = np.flatnonzero(pred != y)
-        if wrong.size:
-            confidence = estimator.predict_proba(X[wrong]).max(axis=1)
-            paths.append(plots.misclassified_grid(images[wrong], y[wrong], pred[wrong],
-                                                  confidence, shape, out / "mistakes.png"))
-    return paths
+    if history.get("objective"):
+        return plots.objective_curve(history["objective"], subject,
+                                     _SOLVER_NAMES.get(solver, solver))
+    if history.get("loss"):
+        return plots.epoch_curves(history, subject, final)
+    return None
+
+
+def _weights_figure(estimator, scaling, meta: dict, subject: str):
+    """Softmax regression's W as image templates or a class × feature map; else why not."""
+    from . import plots
+
+    if meta.get("kind") != "SoftmaxRegression":
+        return ("a network's first weights feed its hidden units, not the classes: "
+                "there are no per-class templates to draw")
+    W, classes = estimator.coef_, estimator.classes_
+    inputs = _SCALED.get(getattr(scaling, "resolved", None), "unscaled features")
+    subject = f"{subject}\n(weights on {inputs})"
+    shape = tuple(meta.get("image_shape") or ())
+    if shape and math.prod(shape) == W.shape[1]:
+        return plots.weight_templates(W, classes, shape, subject)
+    if W.shape[1] > _MAX_MAP_FEATURES:
+        return (f"the {W.shape[1]} features are not an image and too many to map "
+                f"(at most {_MAX_MAP_FEATURES})")
+    names = meta.get("feature_names") or [f"x{j}" for j in range(W.shape[1])]
+    return plots.weight_map(W, classes, names, subject)
+
+
+def _data_figures(estimator, scaling, meta: dict, model: str, dataset, data_dir) -> dict:
+    """The confusion matrix and the most confident mistakes on ``dataset`` (default: the
+    training data set, whose failure to load then skips both instead of failing the rest)."""
+    from . import plots
+
+    named = dataset or meta.get("dataset")
+    if not named:
+        return dict.fromkeys(FIGURES[2:], "no data set to score: give one with --dataset")
+    try:
+        X, y = _evaluation_part(named, meta, data_dir=data_dir)
+    except DataError as exc:
+        if dataset:
+            raise
+        return dict.fromkeys(FIGURES[2:], f"the training data set could not be loaded ({exc}); "
+                                          "give one with --dataset")
+    y, Xs = np.asarray(y), _features_for(estimator, scaling, X)
+    subject = f"{model} on {_data_name(named)}"
+    m = metrics(estimator, Xs, y)
+    return {"confusion_matrix": plots.confusion_matrix(m["confusion_matrix"], m["classes"],
+                                                       subject),
+            "mistakes": _mistakes_figure(estimator, Xs, X, y, meta, subject)}
+
+
+def _mistakes_figure(estimator, Xs, images, y, meta: dict, subject: str):
+    """The misclassified rows of (Xs, y) with the highest confidence, drawn from the unscaled
+    ``images``; else why not."""
+    from . import plots
+
+    shape = tuple(meta.get("image_shape") or ())
+    if not shape:
+        return "the rows are not images (the model file names no image shape)"
+    if math.prod(shape) != images.shape[1]:
+        return f"rows of {images.shape[1]} features are not images of {shape}"
+    pred = estimator.predict(Xs)
+    wrong = np.flatnonzero(pred != y)
+    if not wrong.size:
+        return f"no mistakes: all {len(y)} rows are classified correctly"
+    confidence = estimator.predict_proba(Xs[wrong]).max(axis=1)
+    return plots.misclassified_grid(images[wrong], y[wrong], pred[wrong], confidence, shape,
+                                    subject)
 
 
 def _read_history(path: Path) -> dict:
+    """A history JSON: per-epoch lists (``loss``, ...) or ``objective`` per iteration."""
     try:
         history = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not a readable history file ({exc})") from None
-    if not isinstance(history, dict) or not isinstance(history.get("loss"), list):
-        raise DataError(f"{path}: a history file holds a JSON object with a 'loss' list")
+    if not isinstance(history, dict) or not any(
+            isinstance(history.get(k), list) and history[k] for k in ("loss", "objective")):
+        raise DataError(f"{path}: a history file holds a JSON object with a non-empty 'loss' "
+                        "(per epoch) or 'objective' (per iteration) list")
     return history
 
 
