@@ -32,7 +32,7 @@ import references as ref  # noqa: E402
 
 from softmaxreg import SoftmaxNetwork, SoftmaxRegression  # noqa: E402
 from softmaxreg.io import load_mnist  # noqa: E402
-from softmaxreg.network import Network
+from softmaxreg.network import Network  # noqa: E402
 from softmaxreg.objective import objective  # noqa: E402
 
 GAP = 1e-4
