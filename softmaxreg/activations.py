@@ -2,7 +2,7 @@
 
 Each activation is applied elementwise: ``A = σ(Z)``.  The derivative is written in terms of
 ``Z`` and ``A`` together because some are cheapest from the output (tanh' = 1 − A², σ' = A(1 − A)).
-The backward pass of the notes then reads ``dZ = dA ∘ σ'(Z)``.
+The backward pass of the notes then reads ``dZ = dA ∘ σ'(Z)``.  Each computes in Z's namespace.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ._array_api import is_numpy, namespace
 from .functional import sigmoid as _sigmoid
 
 Array = NDArray[np.floating]
@@ -31,22 +32,27 @@ class Activation:
 
 def _relu(Z: Array) -> Array:
     """σ(z) = max(0, z)."""
-    return np.maximum(Z, 0)
+    xp = namespace(Z)
+    return np.maximum(Z, 0) if is_numpy(xp) else xp.maximum(Z, xp.zeros_like(Z))
 
 
 def _relu_prime(Z: Array, A: Array) -> Array:
     """σ'(z) = 1 if z > 0 else 0."""
-    return (Z > 0).astype(Z.dtype)
+    return namespace(Z).astype(Z > 0, Z.dtype)
 
 
 def _leaky_relu(Z: Array) -> Array:
     """σ(z) = z if z > 0 else 0.01 z."""
-    return np.where(Z > 0, Z, Z * Z.dtype.type(LEAKY_SLOPE))
+    return namespace(Z).where(Z > 0, Z, Z * LEAKY_SLOPE)
 
 
 def _leaky_relu_prime(Z: Array, A: Array) -> Array:
     """σ'(z) = 1 if z > 0 else 0.01."""
-    return np.where(Z > 0, Z.dtype.type(1), Z.dtype.type(LEAKY_SLOPE))
+    xp = namespace(Z)
+    if is_numpy(xp):
+        return np.where(Z > 0, Z.dtype.type(1), Z.dtype.type(LEAKY_SLOPE))
+    one = xp.ones_like(Z)
+    return xp.where(Z > 0, one, one * LEAKY_SLOPE)
 
 
 def _tanh_prime(Z: Array, A: Array) -> Array:
@@ -61,7 +67,7 @@ def _sigmoid_prime(Z: Array, A: Array) -> Array:
 
 def _identity_prime(Z: Array, A: Array) -> Array:
     """σ'(z) = 1."""
-    return np.ones_like(Z)
+    return namespace(Z).ones_like(Z)
 
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -69,8 +75,9 @@ ACTIVATIONS: dict[str, Activation] = {
     for a in (
         Activation("relu", _relu, _relu_prime),
         Activation("leaky_relu", _leaky_relu, _leaky_relu_prime),
-        Activation("tanh", np.tanh, _tanh_prime),
-        Activation("sigmoid", lambda Z: _sigmoid(Z).astype(Z.dtype, copy=False), _sigmoid_prime),
+        Activation("tanh", lambda Z: namespace(Z).tanh(Z), _tanh_prime),
+        Activation("sigmoid", lambda Z: namespace(Z).astype(_sigmoid(Z), Z.dtype, copy=False),
+                   _sigmoid_prime),
         Activation("identity", lambda Z: Z, _identity_prime),
     )
 }

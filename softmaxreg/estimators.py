@@ -8,17 +8,25 @@ state; the math lives in :mod:`softmaxreg.network` and :mod:`softmaxreg.objectiv
 loop in :mod:`softmaxreg.training`.
 
 Sparse ``X`` (scipy CSR/CSC) is never made dense: every product with it is a sparse product.
+
+Under ``sklearn.config_context(array_api_dispatch=True)``, dense ``X`` of another array namespace
+(PyTorch, CuPy, array-api-strict) is fitted where it is: the network's buffers, the optimiser's
+state and every product live on X's device, and the fitted attributes and predictions come back
+there, as scikit-learn's array-API estimators do.  Labels and weights (n values) are encoded on
+the host, and ``classes_`` follows ``y``'s namespace, as in ``LogisticRegression``.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn import get_config
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -34,6 +42,7 @@ from sklearn.utils.validation import (
 from tqdm.auto import tqdm
 
 from . import distributed, optim, proximal, solvers
+from ._array_api import asarray, device, is_numpy, namespace, numpy_dtype, to_numpy
 from .activations import ACTIVATIONS
 from .exceptions import TrainingDivergedError
 from .functional import labels_from_logits, log_softmax
@@ -106,7 +115,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             rows = self._dask_rows(X, y, sample_weight)
         else:
             rows = self._memory_rows(X, y, sample_weight)
-        net = self._start_network(rows.n_features, rows.dtype)
+        net = self._start_network(rows)
         if self.solver in MINIBATCH_SOLVERS:
             self._fit_minibatch(net, rows)
         else:
@@ -114,12 +123,11 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         return self
 
     def _memory_rows(self, X, y, sample_weight) -> MemoryRows:
-        X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE,
-                             dtype=[np.float64, np.float32], reset=not self._warm())
-        check_classification_targets(y)
-        classes, y_enc = np.unique(y, return_inverse=True)
-        self._set_classes(classes)
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        X, y = _validate_xy(self, X, y, reset=not self._warm())
+        y_host = to_numpy(y)  # labels are few: encoded on the host, as scikit-learn does
+        classes, y_enc = np.unique(y_host, return_inverse=True)
+        self._set_classes(classes if isinstance(y, np.ndarray) else asarray(classes, y))
+        sw = _sample_weight(sample_weight, X)
         sw = self._row_weights(y_enc, sw, np.bincount(y_enc, weights=sw, minlength=len(classes)))
         X, y_enc, sw = _drop_unweighted(X, y_enc, sw)
         dtype = self._dtype(X.dtype, _largest_abs(X))
@@ -159,10 +167,8 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             self.__dict__.pop("classes_", None)  # a failed first call must not count as one
         _check_partial_fit_first_call(self, classes)
         _check_two_classes(self.classes_)
-        X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE,
-                             dtype=[np.float64, np.float32], reset=first)
-        check_classification_targets(y)
-        y_enc = self._encode(y)
+        X, y = _validate_xy(self, X, y, reset=first)
+        y_enc = self._encode(to_numpy(y))
         if isinstance(self.class_weight, str):
             raise ValueError(
                 "class_weight 'balanced' is not supported for partial_fit: a chunk does not "
@@ -170,11 +176,11 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
                 "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
                 "y=y) on a large enough sample of the labels and pass them as a dict."
             )
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        sw = self._row_weights(y_enc, sw, None)
+        sw = self._row_weights(y_enc, _sample_weight(sample_weight, X), None)
         if first:
             self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-            self._set_network(self._new_network(X.shape[1], self._dtype(X.dtype, _largest_abs(X))))
+            dtype = self._dtype(X.dtype, _largest_abs(X))
+            self._set_network(self._new_network(X.shape[1], dtype, namespace(X), device(X)))
             self.history_ = History()
             self._opt, self._epochs_done = None, 0
         net = self.network_
@@ -191,23 +197,29 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         return bool(self.warm_start) and hasattr(self, "network_")
 
     def _set_classes(self, classes) -> None:
-        if self._warm() and not np.array_equal(classes, self.classes_):
+        """``classes_``: host labels, or (array API) the labels in ``y``'s namespace."""
+        new = to_numpy(classes)
+        if self._warm() and not np.array_equal(new, self._host_classes()):
             raise ValueError(
                 "warm_start=True needs the same classes as the previous fit: got "
-                f"{classes.tolist()}, expected {self.classes_.tolist()}"
+                f"{new.tolist()}, expected {self._host_classes().tolist()}"
             )
         self.classes_ = classes
-        _check_two_classes(classes)
+        _check_two_classes(new)
+
+    def _host_classes(self) -> np.ndarray:
+        return to_numpy(self.classes_)
 
     def _encode(self, y) -> np.ndarray:
         """Labels -> indices into ``classes_``, with a clear error for a label never declared."""
-        K = len(self.classes_)
-        y_enc = np.searchsorted(self.classes_, y)
-        known = self.classes_[np.minimum(y_enc, K - 1)] == y
+        classes = self._host_classes()
+        K = len(classes)
+        y_enc = np.searchsorted(classes, y)
+        known = classes[np.minimum(y_enc, K - 1)] == y
         if not np.all(known):
             unseen = np.unique(np.asarray(y)[~known]).tolist()
             raise ValueError(
-                f"y contains labels {unseen} that are not in classes {self.classes_.tolist()}; "
+                f"y contains labels {unseen} that are not in classes {classes.tolist()}; "
                 "pass every label of the stream as `classes` on the first call to partial_fit"
             )
         return y_enc
@@ -220,7 +232,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         """
         if self.class_weight is None:
             return None
-        classes = self.classes_
+        classes = self._host_classes()
         if isinstance(self.class_weight, str):
             with np.errstate(divide="ignore"):
                 cw = class_totals.sum() / (len(classes) * class_totals)
@@ -232,7 +244,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         """s_i = sample_weight_i · class_weight[y_i], or None when every s_i = 1."""
         cw = self._class_weights(class_totals)
         if class_totals is not None:
-            _check_weighted_classes(self.classes_, class_totals)
+            _check_weighted_classes(self._host_classes(), class_totals)
         if cw is not None:
             sw = sw * cw[y_enc]
         if not sw.sum() > 0:
@@ -245,28 +257,30 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         range, 3.4e38), unless ``dtype`` says otherwise."""
         if self.dtype == "auto":
             small = self.solver in MINIBATCH_SOLVERS and top <= np.finfo(np.float32).max
-            return np.dtype(np.float32 if small else input_dtype)
+            return np.dtype(np.float32 if small else numpy_dtype(input_dtype))
         return np.dtype(_DTYPES[self.dtype])
 
-    def _new_network(self, n_features: int, dtype) -> Network:
-        """A freshly initialised network d → hidden → K softmax units (1 sigmoid unit for K = 2)."""
-        K = len(self.classes_)
+    def _new_network(self, n_features: int, dtype, xp=None, device=None) -> Network:
+        """A freshly initialised network d → hidden → K softmax units (1 sigmoid unit for K = 2),
+        its buffers in namespace ``xp`` on ``device`` (NumPy by default)."""
+        K = self.classes_.shape[0]
         net = NetworkSpec(
             (n_features, *self._hidden_sizes(), 1 if K == 2 else K),
             activation=getattr(self, "activation", "identity"),
             output="sigmoid" if K == 2 else "softmax",
             dtype=np.dtype(dtype).name,
             fit_intercept=getattr(self, "fit_intercept", True),
-        ).build()
+        ).build(xp=xp, device=device)
         self._init(net)
         return net
 
-    def _start_network(self, n_features: int, dtype) -> Network:
-        """The network ``fit`` starts from: the previous solution under ``warm_start``."""
+    def _start_network(self, rows: Rows) -> Network:
+        """The network ``fit`` starts from, where the rows are: the previous solution under
+        ``warm_start``."""
         self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        net = self._new_network(n_features, dtype)
+        net = self._new_network(rows.n_features, rows.dtype, rows.xp, rows.device)
         if self._warm() and self.network_.layer_sizes == net.layer_sizes:
-            net.params[...] = self.network_.params
+            net.set_params(self.network_.params)
         self._set_network(net)
         return net
 
@@ -283,16 +297,17 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             bar.update()
             bar.set_postfix(loss=f"{J:.6f}")
 
+        theta = to_numpy(net.params)  # the solvers run on the host; θ and ∇J cross per step
         try:
             if self.solver == "fista":
-                res = proximal.fista(fun, net.params, l1, net.penalty_mask, self.max_iter,
+                res = proximal.fista(fun, theta, l1, net.penalty_mask, self.max_iter,
                                      self.tol, callback=progress)
             else:
-                res = self._full_batch_solver(fun, net.params, self.max_iter, self.tol,
+                res = self._full_batch_solver(fun, theta, self.max_iter, self.tol,
                                               callback=progress)
         finally:
             bar.close()
-        net.params[...] = res.x
+        net.set_params(res.x)
         self._finish_full_batch(net, res)
         linear = len(net.layer_sizes) == 2  # (a network separating its data is no news)
         if linear and res.converged and l1 + l2 < 1e-6 and rows.separates(net):
@@ -300,7 +315,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
                 "the training classes are perfectly separable and the penalty is negligible "
                 f"(strength {l1 + l2:.2g}): the loss keeps falling as the weights grow, so the "
                 f"fit stopped only because the gradient fell below tol={self.tol} (largest "
-                f"|weight| {np.abs(net.params).max():.3g}). Weights and probabilities are set by "
+                f"|weight| {np.abs(res.x).max():.3g}). Weights and probabilities are set by "
                 "tol, not by the data; a smaller C gives a well-defined solution.",
                 ConvergenceWarning, stacklevel=3)
 
@@ -310,7 +325,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         net.clear_caches()
         self._set_n_iter(res.n_iter)
         self.loss_ = res.fun
-        if not np.all(np.isfinite(net.params)):
+        if not np.all(np.isfinite(res.x)):
             raise TrainingDivergedError(f"the {self.solver} solution is not finite; scale the data")
         if not res.converged:
             warnings.warn(
@@ -345,7 +360,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         frequencies, H(p) = −Σ_k p_k log p_k: the fit stopped without learning much."""
         if not isinstance(rows, MemoryRows):
             return
-        p = np.bincount(rows.y, weights=rows.s, minlength=len(self.classes_)) / rows.total_weight
+        p = np.bincount(rows.y, weights=rows.s, minlength=self.classes_.shape[0]) / rows.total_weight
         null = float(-np.sum(p[p > 0] * np.log(p[p > 0])))
         if not self.loss_ > 0.5 * null:
             return
@@ -406,7 +421,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         stopping, whose loss is weighted like the training loss.  The split is stratified when
         the validation part can hold every class."""
         X, y, sw = rows.X, rows.y, rows.s
-        n, K = X.shape[0], len(self.classes_)
+        n, K = X.shape[0], self.classes_.shape[0]
         n_val = int(np.ceil(self.validation_fraction * n))
         if n_val >= n:
             raise ValueError(
@@ -417,9 +432,10 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         stratify = y if n_val >= K and n - n_val >= K and counts.min() >= 2 else None
         tr, va = train_test_split(np.arange(n), test_size=n_val, random_state=self._seed,
                                   stratify=stratify)
+        X_tr, X_va = _take_rows(X, tr), _take_rows(X, va)
         if sw is None:
-            return MemoryRows(X[tr], y[tr]), (X[va], y[va])
-        return MemoryRows(X[tr], y[tr], sw[tr]), (X[va], y[va], sw[va])
+            return MemoryRows(X_tr, y[tr]), (X_va, y[va])
+        return MemoryRows(X_tr, y[tr], sw[tr]), (X_va, y[va], sw[va])
 
     def _new_optimizer(self, net: Network) -> None:
         """The optimiser of ``solver``, with fresh state; it lives on as long as the fit."""
@@ -434,8 +450,8 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         self._opt, self._opt_solver = opt.init(net.params), self.solver
 
     # -- prediction --------------------------------------------------------------------------
-    def _logits(self, X) -> np.ndarray:
-        """Z[L] for validated X (n, d[L]).
+    def _logits(self, X, method: str):
+        """Z[L] for validated X (n, d[L]), in X's namespace and on its device.
 
         Without hidden layers, NaN or ±inf anywhere in X makes its row of Z = X Wᵀ + bᵀ
         non-finite (inf·0 and inf − inf are NaN), so X is scanned for them (scikit-learn's error)
@@ -443,24 +459,45 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         inf to finite values (tanh, relu of −inf), so networks scan X first.
         """
         check_is_fitted(self)
-        linear = len(self.network_.layers) == 1
-        X = validate_data(self, X, accept_sparse=_ACCEPT_SPARSE, dtype=[np.float64, np.float32],
-                          reset=False, ensure_all_finite=not linear)
-        Z = self.network_.logits(X)
-        if linear and not np.isfinite(Z).all():
+        self._check_same_namespace(X, method)
+        net = self.network_
+        linear = len(net.layers) == 1
+        X = validate_data(self, X, accept_sparse=_ACCEPT_SPARSE,
+                          dtype=_float_dtypes(X), reset=False, ensure_all_finite=not linear)
+        if namespace(X) is not net.xp or device(X) != net.device:
+            net = net.to_numpy()  # (dispatch off: X was made NumPy; the model follows it)
+        Z = net.logits(X)
+        xp = namespace(Z)
+        if linear and not bool(xp.all(xp.isfinite(Z))):
             assert_all_finite(X.data if sp.issparse(X) else X, input_name="X")
         return Z
+
+    def _check_same_namespace(self, X, method: str) -> None:
+        """Under array-API dispatch, X must be where the model was fitted (scikit-learn's rule
+        and message); move a model with sklearn.utils._array_api.move_estimator_to."""
+        if not get_config()["array_api_dispatch"] or distributed.is_dask_collection(X):
+            return
+        net = self.network_
+        if namespace(X) is net.xp and device(X) == net.device:
+            return
+        raise ValueError(
+            f"Inputs passed to {type(self).__name__}.{method}() must use the same namespace and "
+            f"the same device as those passed to fit(): the model computes with "
+            f"{net.xp.__name__} on {net.device}, X is a {type(X).__name__} on {device(X)}. "
+            "Move the model with sklearn.utils._array_api.move_estimator_to(estimator, xp, "
+            "device), or X to the model's device."
+        )
 
     @_lazy_on_dask
     def decision_function(self, X) -> np.ndarray:
         """The logits Z[L] = A[L-1] W[L]ᵀ + b[L]ᵀ: (n, K), or (n,) with two classes."""
-        Z = self._logits(X)
+        Z = self._logits(X, "decision_function")
         return Z[:, 0] if Z.shape[1] == 1 else Z
 
     @_lazy_on_dask
     def predict_proba(self, X) -> np.ndarray:
         """Ŷ = softmax(Z[L]), (n, K); with two classes [1 − σ(z), σ(z)]."""
-        Z = self._logits(X)  # first: it raises NotFittedError before network_ is looked up
+        Z = self._logits(X, "predict_proba")  # first: NotFittedError before network_ is used
         return self.network_.proba_from_logits(Z)
 
     def predict_log_proba(self, X) -> np.ndarray:
@@ -469,19 +506,35 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         Where ``predict_proba`` underflows to exactly 0 the result is −inf, so that it stays
         log(predict_proba) wherever that is finite and orders the classes the same way.
         """
-        Z = self.decision_function(X)
+        if distributed.is_dask_collection(X):
+            Z = self.decision_function(X)
+        else:
+            Z = self._logits(X, "predict_log_proba")
+            Z = Z[:, 0] if Z.shape[1] == 1 else Z
         P = self.network_.proba_from_logits(Z)
-        if Z.ndim == 1:
-            Z = np.column_stack([np.zeros_like(Z), Z])  # log σ(−z), log σ(z) as a K = 2 softmax
+        xp = namespace(Z)
+        if Z.ndim == 1:  # log σ(−z), log σ(z) as a K = 2 softmax
+            Z = xp.stack([xp.zeros_like(Z), Z], axis=1)
         log_P = log_softmax(Z)
-        log_P[P == 0] = -np.inf
-        return log_P
+        if is_numpy(xp):
+            log_P[P == 0] = -np.inf
+            return log_P
+        return xp.where(P == 0, xp.full_like(log_P, -np.inf), log_P)
 
     @_lazy_on_dask
     def predict(self, X) -> np.ndarray:
-        """The class with the largest probability, as a label of ``classes_``."""
-        Z = self.decision_function(X)  # first: it raises NotFittedError before classes_ is used
-        return self.classes_[labels_from_logits(Z)]
+        """The class with the largest probability, as a label of ``classes_`` (in X's namespace
+        and on its device unless the labels are strings, as in scikit-learn)."""
+        Z = self._logits(X, "predict")  # first: NotFittedError before classes_ is used
+        k = labels_from_logits(Z)
+        classes = self.classes_
+        if isinstance(classes, np.ndarray) and isinstance(k, np.ndarray):
+            return classes[k]
+        xp = namespace(k)
+        if namespace(classes) is xp and device(classes) == device(k):
+            return xp.take(classes, k, axis=0)
+        labels = to_numpy(classes)[to_numpy(k)]
+        return labels if labels.dtype.kind in "OSU" else asarray(labels, k)
 
     # -- model files and pickling: the network is rebuilt from its spec and flat buffer ------
     def save(self, path, *, scaling=None, metadata: dict | None = None) -> None:
@@ -503,6 +556,23 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         estimator._set_network(network)
         return estimator
 
+    def __sklearn_array_api_convert__(self, converter):
+        """What ``sklearn.utils._array_api.move_estimator_to`` calls: a copy of this fitted
+        estimator whose arrays (θ and its views, numeric ``classes_``, ``n_iter_``, the
+        optimiser's state) are ``converter(array)`` — moved to another namespace or device."""
+        moved = clone(self)
+        moved.__dict__.update(self.__dict__)
+        if hasattr(self, "network_"):
+            net = self.network_
+            moved._set_network(net.spec.build(converter(net.params)))
+            if to_numpy(self.classes_).dtype.kind in "biuf":
+                moved.classes_ = converter(self.classes_)
+            moved._set_n_iter(_iterations(self.n_iter_))
+            if getattr(self, "_opt", None) is not None:
+                moved._opt = copy.copy(self._opt).init(moved.network_.params)
+                moved._opt.load_state_dict(self._opt.state_dict())
+        return moved
+
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: object.__getstate__ gives __dict__ itself
         net = state.pop("network_", None)
@@ -520,6 +590,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
 
@@ -546,13 +617,23 @@ def _drop_unweighted(X, y, sw):
     if sw is None or np.all(sw > 0):
         return X, y, sw
     keep = np.flatnonzero(sw > 0)
-    return X[keep], y[keep], sw[keep]
+    return _take_rows(X, keep), y[keep], sw[keep]
+
+
+def _take_rows(X, rows: np.ndarray):
+    """X[rows] for host row indices, wherever X is."""
+    if sp.issparse(X) or isinstance(X, np.ndarray):
+        return X[rows]
+    return namespace(X).take(X, asarray(rows, X, np.int64), axis=0)
 
 
 def _largest_abs(X) -> float:
     """max |x| over the stored values of X (0 for an empty X)."""
     values = X.data if sp.issparse(X) else X
-    return float(max(values.max(), -values.min())) if values.size else 0.0
+    if 0 in values.shape:
+        return 0.0
+    xp = namespace(values)
+    return float(max(xp.max(values), -xp.min(values)))
 
 
 def _as_network_input(X, dtype, rows_sliced: bool):
@@ -563,7 +644,33 @@ def _as_network_input(X, dtype, rows_sliced: bool):
     if sp.issparse(X):
         X = X.tocsr() if rows_sliced and X.format != "csr" else X
         return X.astype(dtype, copy=False)
-    return np.asarray(X, dtype=dtype)
+    return asarray(X, X, dtype)
+
+
+def _float_dtypes(X) -> list:
+    """float64 and float32 of X's namespace (validate_data keeps X in the first it matches)."""
+    xp = namespace(X) if get_config()["array_api_dispatch"] else np
+    return [xp.float64, xp.float32]
+
+
+def _validate_xy(estimator, X, y, reset: bool):
+    """scikit-learn's validation of (X, y), X keeping its namespace under array-API dispatch."""
+    X, y = validate_data(estimator, X, y, accept_sparse=_ACCEPT_SPARSE, dtype=_float_dtypes(X),
+                         reset=reset)
+    check_classification_targets(y)
+    return X, y
+
+
+def _sample_weight(sample_weight, X) -> np.ndarray:
+    """The validated weights of the rows, on the host in float64 (they are few, as labels)."""
+    if isinstance(X, np.ndarray) or sp.issparse(X):
+        return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    sw = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+    return np.asarray(to_numpy(sw), dtype=np.float64)
+
+
+def _iterations(n_iter) -> int:
+    return int(np.ravel(to_numpy(n_iter))[0]) if not isinstance(n_iter, int) else n_iter
 
 
 @model_kind
@@ -686,13 +793,15 @@ class SoftmaxRegression(_SoftmaxBase):
         self.intercept_ = net.b[0]
 
     def _set_n_iter(self, n: int) -> None:
-        self.n_iter_ = np.array([n], dtype=np.int32)  # LogisticRegression's shape
+        # LogisticRegression's shape, where the coefficients are
+        self.n_iter_ = asarray(np.array([n], dtype=np.int32), self.network_.params)
 
     _full_batch_solver = staticmethod(solvers.preconditioned_lbfgs)
 
     def _finish_full_batch(self, net, res) -> None:
         if net.output == "softmax" and self.fit_intercept:
-            net.b[0][...] -= net.b[0].mean()  # softmax is shift invariant: centre the intercepts
+            b = net.b[0]
+            b -= net.xp.mean(b)  # softmax is shift invariant: centre the intercepts (in place)
         super()._finish_full_batch(net, res)
 
 

@@ -7,12 +7,19 @@ the estimated class probabilities, and ``y`` a vector of ``n`` integer labels in
 Every loss here is a *weighted mean* over rows, as in the notes,
 ``J = -(1/n) Σ_i Σ_k y_ik log ŷ_ik`` (with sample weights ``s_i``: ``Σ_i s_i CE_i / Σ_i s_i``),
 and every gradient is the gradient of that mean.  Penalties are added elsewhere (network.py).
+
+Every function computes in the namespace of its array arguments (:mod:`._array_api`): NumPy, or
+PyTorch, CuPy, … on their device.  A loss comes back as a Python float from NumPy, and as a 0-d
+array from the other namespaces, so that reading it (a device synchronisation) is the caller's
+choice.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from ._array_api import is_numpy, namespace
 
 __all__ = [
     "logsumexp",
@@ -27,20 +34,27 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_grad",
     "sigmoid_binary_cross_entropy",
-    "labels_from_logits",
 ]
 
 
-def _float(Z: ArrayLike) -> NDArray[np.floating]:
-    Z = np.asarray(Z)
-    return Z if Z.dtype.kind == "f" else Z.astype(np.float64)
+def _float(Z: ArrayLike):
+    """(Z as a float array of its namespace, that namespace)."""
+    xp = namespace(Z)
+    if is_numpy(xp):
+        Z = np.asarray(Z)
+        return (Z if Z.dtype.kind == "f" else Z.astype(np.float64)), xp
+    return (Z if xp.isdtype(Z.dtype, "real floating") else xp.astype(Z, xp.float64)), xp
 
 
-def _row_max(Z: NDArray[np.floating]) -> NDArray[np.floating]:
+def _row_max(Z, xp):
     """Row maxima, with non-finite maxima replaced by 0 so that ``Z - m`` stays well defined."""
-    m = Z.max(axis=-1, keepdims=True)
-    m[~np.isfinite(m)] = 0
-    return m
+    m = xp.max(Z, axis=-1, keepdims=True)
+    return xp.where(xp.isfinite(m), m, 0.0)
+
+
+def _loss(value, xp):
+    """A loss as the caller reads it: a float from NumPy, a 0-d array on a device."""
+    return float(value) if is_numpy(xp) else value
 
 
 def logsumexp(Z: ArrayLike) -> NDArray[np.floating]:
@@ -49,11 +63,11 @@ def logsumexp(Z: ArrayLike) -> NDArray[np.floating]:
     Shifting by the row maximum makes every exponent ≤ 0: no overflow, and the largest term is
     exactly 1, so the sum never underflows to 0.  ``(n, K) -> (n,)``; a 1-D input gives a scalar.
     """
-    Z = _float(Z)
-    m = _row_max(Z)
+    Z, xp = _float(Z)
+    m = _row_max(Z, xp)
     with np.errstate(under="ignore"):
-        s = np.exp(Z - m).sum(axis=-1, keepdims=True)
-    return (np.log(s) + m)[..., 0]
+        s = xp.sum(xp.exp(Z - m), axis=-1, keepdims=True)
+    return (xp.log(s) + m)[..., 0]
 
 
 def softmax(Z: ArrayLike) -> NDArray[np.floating]:
@@ -61,10 +75,10 @@ def softmax(Z: ArrayLike) -> NDArray[np.floating]:
 
     Worked example of the notes: softmax([5, 2, -1, 3]) = [0.842, 0.042, 0.002, 0.114].
     """
-    Z = _float(Z)
+    Z, xp = _float(Z)
     with np.errstate(under="ignore"):
-        E = np.exp(Z - _row_max(Z))
-    E /= E.sum(axis=-1, keepdims=True)
+        E = xp.exp(Z - _row_max(Z, xp))
+    E /= xp.sum(E, axis=-1, keepdims=True)
     return E
 
 
@@ -74,10 +88,10 @@ def log_softmax(Z: ArrayLike) -> NDArray[np.floating]:
     Computed as (z_k − m) − log Σ_j exp(z_j − m): subtracting the rounded m + log Σ from z_k
     would cancel catastrophically for large |z| (ln 3 came out as 1.09863 in float32 at 1e4).
     """
-    Z = _float(Z)
-    S = Z - _row_max(Z)
+    Z, xp = _float(Z)
+    S = Z - _row_max(Z, xp)
     with np.errstate(under="ignore"):
-        return S - np.log(np.exp(S).sum(axis=-1, keepdims=True))
+        return S - xp.log(xp.sum(xp.exp(S), axis=-1, keepdims=True))
 
 
 def one_hot(y: ArrayLike, n_classes: int | None = None, dtype=np.float64) -> NDArray:
@@ -93,21 +107,52 @@ def one_hot(y: ArrayLike, n_classes: int | None = None, dtype=np.float64) -> NDA
     return Y
 
 
-def _row_weights(n: int, sample_weight: ArrayLike | None, dtype) -> NDArray[np.floating]:
-    """Weights s_i / Σ s that turn a per-row sum into the (weighted) mean over rows."""
+def _row_weights(n: int, sample_weight: ArrayLike | None, Z):
+    """Weights s_i / Σ s that turn a per-row sum into the (weighted) mean over rows, in the dtype,
+    namespace and on the device of Z.  ``sample_weight`` lives there too (or is NumPy with Z)."""
+    xp = namespace(Z)
     if sample_weight is None:
-        return np.full(n, 1.0 / n, dtype=dtype)
-    s = np.asarray(sample_weight, dtype=dtype)
-    if s.shape != (n,):
-        raise ValueError(f"sample_weight has shape {s.shape}, expected ({n},)")
-    total = s.sum()
-    if not total > 0:
+        return xp.full(n, 1.0 / n, dtype=Z.dtype, device=_device(Z, xp))
+    if is_numpy(xp):
+        s = np.asarray(sample_weight, dtype=Z.dtype)
+    else:
+        s = xp.astype(sample_weight, Z.dtype)
+    if tuple(s.shape) != (n,):
+        raise ValueError(f"sample_weight has shape {tuple(s.shape)}, expected ({n},)")
+    total = xp.sum(s)
+    if is_numpy(xp) and not total > 0:  # (a device's weights were checked on the host)
         raise ValueError("sample_weight must have a positive sum")
     return s / total
 
 
-def _is_labels(y: NDArray) -> bool:
+def _device(Z, xp):
+    return None if is_numpy(xp) else Z.device
+
+
+def _labels(y, xp):
+    """y as labels (n,) or targets (n, K) of namespace xp (NumPy: any array-like)."""
+    return np.asarray(y) if is_numpy(xp) else y
+
+
+def _is_labels(y) -> bool:
     return y.ndim == 1
+
+
+def _picked(Z, y, xp):
+    """z_{i, y_i} for each row: (n, K), (n,) -> (n,)."""
+    if is_numpy(xp):
+        return Z[np.arange(Z.shape[0]), y]
+    return xp.take_along_axis(Z, xp.reshape(y, (-1, 1)), axis=1)[:, 0]
+
+
+def _subtract_one_at_labels(dZ, y, xp) -> None:
+    """dZ[i, y_i] −= 1 in place: Ŷ − Y without building the one-hot Y (NumPy), or by the
+    comparison y_i = k where integer-array assignment is not in the standard."""
+    if is_numpy(xp):
+        dZ[np.arange(dZ.shape[0]), y] -= 1
+    else:
+        K = dZ.shape[1]
+        dZ -= xp.astype(xp.reshape(y, (-1, 1)) == xp.arange(K, device=dZ.device), dZ.dtype)
 
 
 def softmax_cross_entropy(
@@ -120,28 +165,26 @@ def softmax_cross_entropy(
     labels are never expanded into a one-hot matrix: ``(Ŷ − Y)`` is Ŷ with 1 subtracted at
     ``[i, y_i]``.  Returns ``(J, dZ)`` with ``dZ`` of shape ``(n, K)``, the dtype of Z.
     """
-    Z = _float(Z)
-    y = np.asarray(y)
-    n = Z.shape[0]
-    w = _row_weights(n, sample_weight, Z.dtype)
-    m = _row_max(Z)
+    Z, xp = _float(Z)
+    y = _labels(y, xp)
+    w = _row_weights(Z.shape[0], sample_weight, Z)
+    m = _row_max(Z, xp)
     with np.errstate(under="ignore"):
-        dZ = np.exp(Z - m)
-    s = dZ.sum(axis=1, keepdims=True)
+        dZ = xp.exp(Z - m)
+    s = xp.sum(dZ, axis=1, keepdims=True)
     # (n,): log Σ_k exp(z_ik − m_i); m is kept apart so that CE_i = log_s_i − (z_{i,y_i} − m_i)
     # does not cancel the large lse_i against z_{i,y_i} in float32
-    log_s = np.log(s[:, 0])
+    log_s = xp.log(s[:, 0])
     dZ /= s  # Ŷ
     if _is_labels(y):
-        rows = np.arange(n)
-        loss = float(w @ (log_s - (Z[rows, y] - m[:, 0])))  # CE_i = lse_i − z_{i,y_i}
-        dZ[rows, y] -= 1
+        loss = w @ (log_s - (_picked(Z, y, xp) - m[:, 0]))  # CE_i = lse_i − z_{i,y_i}
+        _subtract_one_at_labels(dZ, y, xp)
     else:
-        Y = y.astype(Z.dtype, copy=False)
-        loss = float(w @ (log_s * Y.sum(axis=1) - np.einsum("ik,ik->i", Y, Z - m)))
+        Y = xp.astype(y, Z.dtype, copy=False)
+        loss = w @ (log_s * xp.sum(Y, axis=1) - xp.sum(Y * (Z - m), axis=1))
         dZ -= Y
     dZ *= w[:, None]
-    return loss, dZ
+    return _loss(loss, xp), dZ
 
 
 def cross_entropy(Z: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
@@ -151,14 +194,14 @@ def cross_entropy(Z: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = 
     ``sample_weight`` the mean is weighted: Σ_i s_i CE_i / Σ_i s_i (as
     ``sklearn.metrics.log_loss``).
     """
-    Z = _float(Z)
-    y = np.asarray(y)
-    w = _row_weights(Z.shape[0], sample_weight, Z.dtype)
+    Z, xp = _float(Z)
+    y = _labels(y, xp)
+    w = _row_weights(Z.shape[0], sample_weight, Z)
     log_P = log_softmax(Z)
     if _is_labels(y):
-        return float(-(w @ log_P[np.arange(Z.shape[0]), y]))
-    Y = y.astype(Z.dtype, copy=False)
-    return float(-(w @ np.einsum("ik,ik->i", Y, log_P)))
+        return _loss(-(w @ _picked(log_P, y, xp)), xp)
+    Y = xp.astype(y, Z.dtype, copy=False)
+    return _loss(-(w @ xp.sum(Y * log_P, axis=1)), xp)
 
 
 def cross_entropy_grad(
@@ -170,14 +213,15 @@ def cross_entropy_grad(
 
 def sigmoid(z: ArrayLike) -> NDArray[np.floating]:
     """σ(z) = 1 / (1 + e^{−z}), evaluated without overflow for any sign of z."""
-    z = _float(z)
-    e = np.exp(-np.abs(z))  # ≤ 1: never overflows
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    z, xp = _float(z)
+    e = xp.exp(-xp.abs(z))  # ≤ 1: never overflows
+    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def log_sigmoid(z: ArrayLike) -> NDArray[np.floating]:
     """log σ(z) = −log(1 + e^{−z}) = −logaddexp(0, −z)."""
-    return -np.logaddexp(0, -_float(z))
+    z, xp = _float(z)
+    return -xp.logaddexp(xp.zeros_like(z), -z)
 
 
 def sigmoid_binary_cross_entropy(
@@ -189,11 +233,12 @@ def sigmoid_binary_cross_entropy(
     and ∂J/∂z = w ∘ (σ(z) − y), with w_i = 1/n (or s_i / Σ s); ``y`` in {0, 1} (or [0, 1]).
     ``z`` is ``(n,)`` or ``(n, 1)``; the gradient has the shape of ``z``.
     """
-    z = _float(z)
-    y = np.asarray(y, dtype=z.dtype).reshape(z.shape)
-    w = _row_weights(z.shape[0], sample_weight, z.dtype).reshape((-1,) + (1,) * (z.ndim - 1))
-    loss = float(np.sum(w * (np.logaddexp(0, z) - y * z)))
-    return loss, w * (sigmoid(z) - y)
+    z, xp = _float(z)
+    y = xp.reshape(np.asarray(y, dtype=z.dtype) if is_numpy(xp) else xp.astype(y, z.dtype),
+                   z.shape)
+    w = xp.reshape(_row_weights(z.shape[0], sample_weight, z), (-1,) + (1,) * (z.ndim - 1))
+    loss = xp.sum(w * (xp.logaddexp(xp.zeros_like(z), z) - y * z))
+    return _loss(loss, xp), w * (sigmoid(z) - y)
 
 
 def binary_cross_entropy(
@@ -218,7 +263,8 @@ def labels_from_logits(Z: ArrayLike) -> NDArray[np.intp]:
 
     One sigmoid unit (Z of shape (n,) or (n, 1)) decides class 1 where z > 0, i.e. σ(z) > ½.
     """
-    Z = np.asarray(Z)
+    xp = namespace(Z)
+    Z = np.asarray(Z) if is_numpy(xp) else Z
     if Z.ndim == 1 or Z.shape[1] == 1:
-        return (Z.reshape(-1) > 0).astype(np.intp)
-    return Z.argmax(axis=1)
+        return xp.astype(xp.reshape(Z, (-1,)) > 0, np.intp if is_numpy(xp) else xp.int64)
+    return xp.argmax(Z, axis=1)

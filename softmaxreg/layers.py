@@ -6,6 +6,7 @@ Backward, given dA[l]:         dZ[l] = dA[l] ∘ σ[l]'(Z[l])
                                db[l] = dZ[l]ᵀ 1
                                dA[l-1] = dZ[l] W[l]
 Shapes: A[l-1] is (n, d[l-1]); W[l] is (d[l], d[l-1]); b[l] is (d[l],); Z[l], A[l] are (n, d[l]).
+The arrays are those of the network's namespace and device (NumPy, or PyTorch, CuPy, …).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from ._array_api import into
 from .activations import Activation
 
 Array = NDArray[np.floating]
@@ -64,7 +66,7 @@ class Dense:
         if sp.issparse(A_prev):
             self.dW[...] = (A_prev.T @ dZ).T  # sparse product; A_prev is never made dense
         else:
-            np.matmul(dZ.T, A_prev, out=self.dW)
-        np.sum(dZ, axis=0, out=self.db)
+            into(self.dW, "matmul", dZ.T, A_prev)
+        into(self.db, "sum", dZ, axis=0)
         self._A_prev = self._Z = self._A = None  # release the cache of this step
         return dZ @ self.W if need_dA_prev else None

@@ -10,6 +10,11 @@ The objective, stated once (rows weighted by w_i = 1/n, or s_i / Σ s with sampl
     J(θ) = Σ_i w_i CE_i + (l2 / 2) Σ_l ‖W[l]‖²_F        (intercepts b[l] are not penalised)
 
 with CE_i = −Σ_k y_ik log ŷ_ik (softmax output) or the binary cross-entropy (sigmoid output).
+
+The buffers live in one array namespace and on one device (NumPy by default; PyTorch, CuPy, … with
+``xp`` and ``device``), and so does everything the network computes: it is handed X in that
+namespace, and θ crosses from and to the host only through :meth:`Network.set_params` and
+:meth:`Network.to_numpy`.  ``penalty_mask`` is a host (NumPy) vector, like the solvers' θ.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
+from ._array_api import NUMPY, asarray, dtype_of, is_numpy, namespace, to_numpy, widest_float
+from ._array_api import device as device_of
 from .activations import get_activation
 from .functional import sigmoid, sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy
 from .layers import Dense
@@ -47,12 +54,15 @@ class NetworkSpec:
         return {"layer_sizes": list(self.layer_sizes), "activation": self.activation,
                 "output": self.output, "dtype": self.dtype, "fit_intercept": self.fit_intercept}
 
-    def build(self, params: ArrayLike | None = None) -> Network:
-        """The network of this spec, with ``params`` (θ) copied in when given."""
+    def build(self, params: ArrayLike | None = None, xp=None, device=None) -> Network:
+        """The network of this spec, with ``params`` (θ) copied in when given; in namespace
+        ``xp`` on ``device`` (default: those of ``params``, else NumPy)."""
+        if xp is None and params is not None:
+            xp, device = namespace(params), device_of(params)
         net = Network(self.layer_sizes, self.activation, self.output, np.dtype(self.dtype),
-                      self.fit_intercept)
+                      self.fit_intercept, xp=xp, device=device)
         if params is not None:
-            net.params[...] = params
+            net.set_params(params)
         return net
 
 
@@ -60,6 +70,7 @@ class Network:
     """``layer_sizes = (d[0], d[1], …, d[L])``; d[L] = K for softmax, 1 for the sigmoid (K = 2).
 
     Hidden layers use ``activation``; the last layer is linear and its logits go to the loss.
+    The flat buffers are arrays of namespace ``xp`` on ``device`` (NumPy when ``xp`` is None).
     """
 
     def __init__(
@@ -69,6 +80,8 @@ class Network:
         output: str = "softmax",
         dtype: type = np.float64,
         fit_intercept: bool = True,
+        xp=None,
+        device=None,
     ):
         sizes = [int(s) for s in layer_sizes]
         if len(sizes) < 2 or min(sizes) < 1:
@@ -84,14 +97,17 @@ class Network:
         self.activation = activation
         self.output = output
         self.fit_intercept = fit_intercept
-        self.dtype = np.dtype(dtype)
+        self.dtype = np.dtype(dtype)  # by name: the buffers' dtype is xp's of the same name
         n_params = sum(d_out * (d_in + 1) for d_in, d_out in zip(sizes[:-1], sizes[1:]))
-        self.params = np.zeros(n_params, dtype=self.dtype)
-        self.grads = np.zeros(n_params, dtype=self.dtype)
+        xp = NUMPY if xp is None or is_numpy(xp) else xp
+        device = None if is_numpy(xp) else device
+        self.params = xp.zeros(n_params, dtype=dtype_of(xp, self.dtype), device=device)
+        self.grads = xp.zeros(n_params, dtype=dtype_of(xp, self.dtype), device=device)
         self.penalty_mask = np.zeros(n_params, dtype=bool)  # True on weights, False on intercepts
-        self.layers = self._make_layers(get_activation(activation))
+        self._slices: list[tuple[slice, slice]] = []  # (W[l], b[l]) in the flat buffers
+        self.layers = self._make_layers(get_activation(activation), xp)
 
-    def _make_layers(self, hidden) -> list[Dense]:
+    def _make_layers(self, hidden, xp) -> list[Dense]:
         layers, start = [], 0
         identity = get_activation("identity")
         pairs = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
@@ -99,11 +115,14 @@ class Network:
             w_stop = start + d_out * d_in
             b_stop = w_stop + d_out
             self.penalty_mask[start:w_stop] = True
+            self._slices.append((slice(start, w_stop), slice(w_stop, b_stop)))
+            # views (copy=False raises where a namespace would copy): updates of the flat
+            # buffers are updates of W[l], b[l] and back
             layers.append(
                 Dense(
-                    W=self.params[start:w_stop].reshape(d_out, d_in),
+                    W=xp.reshape(self.params[start:w_stop], (d_out, d_in), copy=False),
                     b=self.params[w_stop:b_stop],
-                    dW=self.grads[start:w_stop].reshape(d_out, d_in),
+                    dW=xp.reshape(self.grads[start:w_stop], (d_out, d_in), copy=False),
                     db=self.grads[w_stop:b_stop],
                     activation=identity if l == len(pairs) else hidden,
                 )
@@ -115,6 +134,26 @@ class Network:
     def spec(self) -> NetworkSpec:
         return NetworkSpec(self.layer_sizes, self.activation, self.output, self.dtype.name,
                            self.fit_intercept)
+
+    @property
+    def xp(self):
+        """The array namespace of the buffers (``numpy`` by default)."""
+        return namespace(self.params)
+
+    @property
+    def device(self):
+        return device_of(self.params)
+
+    def set_params(self, theta: ArrayLike) -> None:
+        """θ copied into ``params``, from the host or any namespace, in the buffers' dtype."""
+        if isinstance(self.params, np.ndarray):
+            self.params[...] = to_numpy(theta)
+        else:
+            self.params[...] = asarray(theta, self.params, self.dtype)
+
+    def to_numpy(self) -> Network:
+        """A copy of this network on the host (NumPy): what model files and exports store."""
+        return self.spec.build(to_numpy(self.params))
 
     # -- parameters -------------------------------------------------------------------------
     @property
@@ -134,18 +173,22 @@ class Network:
         """
         rng = np.random.default_rng(random_state)
         he = self.activation in ("relu", "leaky_relu")
-        for layer in self.layers:
+        theta = np.zeros(self.params.shape[0])  # drawn on the host: the same θ on every device
+        for layer, (w, _) in zip(self.layers, self._slices):
             d_out, d_in = layer.shape
             r = np.sqrt(6.0 / (d_in if he and layer is not self.layers[-1] else d_in + d_out))
-            layer.W[...] = rng.uniform(-r, r, size=(d_out, d_in))
-            layer.b[...] = 0
+            theta[w] = rng.uniform(-r, r, size=(d_out, d_in)).ravel()
+        self.set_params(theta)
         return self
 
     # -- forward and backward -----------------------------------------------------------------
     def as_input(self, X: ArrayLike) -> Array:
+        """X in the buffers' dtype, namespace and device (no copy when it already is)."""
         if sp.issparse(X):
             return X if X.dtype == self.dtype else X.astype(self.dtype)
-        return np.asarray(X, dtype=self.dtype)
+        if isinstance(self.params, np.ndarray):
+            return np.asarray(X, dtype=self.dtype)
+        return asarray(X, self.params, self.dtype)
 
     def forward(self, X: ArrayLike, keep: bool = True) -> Array:
         """A[0] = X; Z[l] = A[l-1] W[l]ᵀ + b[l]ᵀ, A[l] = σ[l](Z[l]); returns the logits Z[L].
@@ -170,8 +213,9 @@ class Network:
         digits where σ(z) rounds to 1 (z > 37 in float64) instead of becoming 0."""
         if self.output == "softmax":
             return softmax(Z)
-        z = Z.reshape(-1)
-        return np.column_stack([sigmoid(-z), sigmoid(z)])
+        xp = namespace(Z)
+        z = xp.reshape(Z, (-1,))
+        return xp.stack([sigmoid(-z), sigmoid(z)], axis=1)
 
     def decision_function(self, X: ArrayLike) -> Array:
         """The logits Z[L]: (n, K), or (n,) for the sigmoid output."""
@@ -188,11 +232,13 @@ class Network:
         Softmax: ∂²CE/∂z_k² = ŷ_k (1 − ŷ_k), so κ_i = (1/K) Σ_k ŷ_ik (1 − ŷ_ik); sigmoid:
         κ_i = σ(z_i)(1 − σ(z_i)).  Near 0 for rows the model already classifies confidently.
         """
-        X = self.as_input(X)
-        kappa = np.empty(X.shape[0])
+        X, xp = self.as_input(X), self.xp
+        kappa = xp.empty(X.shape[0], dtype=widest_float(xp, self.device), device=self.device)
         for a in range(0, X.shape[0], block_rows):
-            P = self.predict_proba(X[a:a + block_rows])
-            kappa[a:a + block_rows] = (P * (1 - P)).mean(axis=1)  # sigmoid: both = σ(1 − σ)
+            rows = slice(a, min(a + block_rows, X.shape[0]))
+            P = self.predict_proba(X[rows, :])
+            # sigmoid: both columns are σ(1 − σ)
+            kappa[rows] = xp.astype(xp.mean(P * (1 - P), axis=1), kappa.dtype)
         return kappa
 
     def loss_from_logits(
@@ -204,8 +250,13 @@ class Network:
         return sigmoid_binary_cross_entropy(Z, y, sample_weight)
 
     def penalty(self, l2: float) -> float:
-        """(l2 / 2) Σ_l ‖W[l]‖²."""
-        return 0.5 * l2 * sum(float(np.vdot(W, W)) for W in self.W) if l2 else 0.0
+        """(l2 / 2) Σ_l ‖W[l]‖² (a float; a 0-d array of the buffers' namespace off NumPy)."""
+        if not l2:
+            return 0.0
+        if isinstance(self.params, np.ndarray):
+            return 0.5 * l2 * sum(float(np.vdot(W, W)) for W in self.W)
+        xp = self.xp
+        return 0.5 * l2 * sum(xp.sum(W * W) for W in self.W)
 
     def loss_grad(
         self, X: ArrayLike, y: NDArray, sample_weight: ArrayLike | None = None, l2: float = 0.0

@@ -9,7 +9,9 @@ that add up over any split of the rows:
     gram_sums(net, θ, ...)    (Σ v_i x_i x_iᵀ, Σ v_i x_i, Σ v_i)   the preconditioner's B
     batch(net, rows, l2)      one minibatch step's mean loss and gradient        minibatch
 
-:class:`MemoryRows` holds them in this process (summed over row blocks);
+:class:`MemoryRows` holds them in this process (summed over row blocks), as NumPy arrays or as
+arrays of another namespace on their device (PyTorch, CuPy: the sums are computed there, and only
+θ, the loss and ∇J cross to the host per evaluation);
 :class:`softmaxreg.distributed.DaskRows` on the workers of a Dask cluster (tree-summed there).
 :class:`Objective` divides by Σ s and adds the penalty, once, above every backend; the solvers
 (:mod:`softmaxreg.solvers`) and the training loop (:mod:`softmaxreg.training`) see only it and
@@ -24,6 +26,16 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from ._array_api import (
+    asarray,
+    device,
+    dtype_of,
+    is_numpy,
+    namespace,
+    numpy_dtype,
+    to_numpy,
+    widest_float,
+)
 from .functional import labels_from_logits
 from .network import BLOCK_ROWS, Network
 
@@ -33,30 +45,42 @@ GramSums = tuple[NDArray[np.float64], NDArray[np.float64], float]
 def gram_sums(X, v, diagonal: bool = False, dtype=None, block_rows: int = BLOCK_ROWS) -> GramSums:
     """(Σ_i v_i x_i x_iᵀ — or its diagonal —, Σ_i v_i x_i, Σ_i v_i), summed in float64 over row
     blocks computed in X's precision (or ``dtype``, where squares would overflow it): no
-    temporary the size of X.  (d, d) or (d,), (d,), float."""
+    temporary the size of X.  (d, d) or (d,), (d,), float — on the host, whatever X's device
+    (where X is, the sums are computed; only they cross)."""
     n, d = X.shape
-    G, g = np.zeros(d if diagonal else (d, d)), np.zeros(d)
-    v = np.asarray(v, dtype=np.float64)
+    xp, dev = namespace(X), device(X)
+    wide = widest_float(xp, dev)
+    G = xp.zeros(d if diagonal else (d, d), dtype=wide, device=None if is_numpy(xp) else dev)
+    g = xp.zeros(d, dtype=wide, device=None if is_numpy(xp) else dev)
+    v = asarray(v, G, np.float64) if is_numpy(xp) else asarray(v, G)
     for a in range(0, n, block_rows):
-        Xb = X[a:a + block_rows]
-        Xb = Xb.astype(dtype) if dtype is not None else Xb
-        Xv = Xb * v[a:a + block_rows].astype(Xb.dtype)[:, None]
-        G += np.einsum("ij,ij->j", Xb, Xv) if diagonal else Xb.T @ Xv
-        g += Xv.sum(axis=0)
-    return G, g, float(v.sum())
+        rows = slice(a, min(a + block_rows, n))  # (the standard has no out-of-bounds slices)
+        Xb = X[rows, :]
+        Xb = xp.astype(Xb, dtype_of(xp, dtype)) if dtype is not None else Xb
+        Xv = Xb * xp.astype(v[rows], Xb.dtype)[:, None]
+        if diagonal:
+            G += np.einsum("ij,ij->j", Xb, Xv) if is_numpy(xp) else xp.sum(Xb * Xv, axis=0)
+        else:
+            G += Xb.T @ Xv
+        g += xp.sum(Xv, axis=0)
+    host = np.asarray(to_numpy(G), dtype=np.float64), np.asarray(to_numpy(g), dtype=np.float64)
+    return *host, float(xp.sum(v))
 
 
 def curvature_weights(net: Network, X, s, floor: float) -> NDArray[np.float64]:
-    """v_i = s_i max(κ_i, floor), κ_i the curvature of CE_i in its logits at the network's θ."""
-    kappa = np.maximum(net.logit_curvature(X), floor)
+    """v_i = s_i max(κ_i, floor), κ_i the curvature of CE_i in its logits at the network's θ
+    (in the network's namespace, as ``s``)."""
+    kappa = net.logit_curvature(X)
+    kappa = namespace(kappa).clip(kappa, min=floor)
     return kappa if s is None else kappa * s
 
 
 class Rows:
     """A backend: where the rows (X, class indices y, weights s > 0) live.
 
-    ``n`` rows of ``n_features`` in the network's ``dtype``; ``total_weight`` = Σ s; ``top`` =
-    max |x| (whether Gram sums overflow); ``sparse``.
+    ``n`` rows of ``n_features`` in the network's ``dtype`` (a NumPy dtype, whichever namespace
+    holds the rows); ``total_weight`` = Σ s; ``top`` = max |x| (whether Gram sums overflow);
+    ``sparse``; ``xp`` and ``device``: the namespace and device the network computes in.
     """
 
     n: int
@@ -65,6 +89,16 @@ class Rows:
     top: float
     sparse: bool
     dtype: np.dtype
+    device = None
+
+    @property
+    def xp(self):
+        return np
+
+    def order(self, perm: NDArray[np.intp]):
+        """The epoch's order of the rows (a host permutation) as :meth:`batch` takes its
+        ``rows``: the permutation itself, or moved once per epoch to where the rows are."""
+        return perm
 
     def loss_grad_sums(self, net: Network, theta) -> tuple[float, NDArray[np.float64], float]:
         """(Σ s_i CE_i, Σ s_i ∇CE_i, Σ s_i) at θ, unpenalised; the gradient in float64."""
@@ -76,7 +110,9 @@ class Rows:
 
     def batch(self, net: Network, rows: NDArray[np.intp], l2: float):
         """(mean CE over ``rows``, ∇J_B with the penalty l2 (net.dtype), correct predictions,
-        Σ_{i∈rows} s_i) at the network's θ: one minibatch step."""
+        Σ_{i∈rows} s_i) at the network's θ: one minibatch step.  ``rows``: a slice of
+        :meth:`order`.  Off the host, the loss, count and sum are 0-d arrays on the device
+        (nothing crosses per step)."""
         raise NotImplementedError
 
     def separates(self, net: Network) -> bool:
@@ -85,26 +121,50 @@ class Rows:
 
 
 class MemoryRows(Rows):
-    """Rows held in this process: X (n, d) dense or CSR, already in the network's dtype."""
+    """Rows held in this process: X (n, d) dense or CSR, already in the network's dtype; a dense
+    X may be an array of any namespace on its device (PyTorch, CuPy, …), the network's.
+
+    ``y`` (class indices) and ``s`` (weights) are kept on the host for planning (block weights,
+    Σ s, class frequencies) and, off NumPy, also once on X's device for the math.
+    """
 
     def __init__(self, X, y: NDArray, sample_weight: NDArray | None = None,
                  block_rows: int = BLOCK_ROWS):
-        self.X, self.y = X, np.asarray(y)
-        self.s = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        self.X, self.y = X, np.asarray(to_numpy(y))
+        self.s = (None if sample_weight is None
+                  else np.asarray(to_numpy(sample_weight), dtype=np.float64))
         self.n, self.n_features = X.shape
         self.sparse = sp.issparse(X)
-        self.dtype = X.dtype
+        self.dtype = numpy_dtype(X.dtype)
         self.total_weight = float(self.n if self.s is None else self.s.sum())
         self.block_rows = block_rows
         self._buffer = None
+        self.device = None if self.on_host else device(X)
+        self._y = self.y if self.on_host else asarray(self.y, X)
+        self._s = (self.s if self.on_host or self.s is None
+                   else asarray(self.s, X, widest_float(self.xp, self.device)))
+
+    @property
+    def on_host(self) -> bool:
+        return self.sparse or isinstance(self.X, np.ndarray)
+
+    @property
+    def xp(self):
+        return namespace(self.X)
 
     @cached_property
     def top(self) -> float:
         values = self.X.data if self.sparse else self.X
-        return float(max(values.max(), -values.min())) if values.size else 0.0
+        if 0 in values.shape:
+            return 0.0
+        xp = namespace(values)
+        return float(max(xp.max(values), -xp.min(values)))
 
     def _weights(self, rows) -> NDArray[np.float64] | None:
         return None if self.s is None else self.s[rows]
+
+    def order(self, perm: NDArray[np.intp]):
+        return perm if self.on_host else asarray(perm, self.X, np.int64)
 
     def _blocks(self) -> list[slice]:
         """Row blocks of ``block_rows``: each block's forward and backward pass reuse its rows
@@ -115,21 +175,26 @@ class MemoryRows(Rows):
         return blocks if self.s is None else [r for r in blocks if self.s[r].sum() > 0]
 
     def loss_grad_sums(self, net: Network, theta):
-        net.params[...] = theta
-        loss, grad = 0.0, np.zeros(net.params.size)
+        net.set_params(theta)
+        xp = net.xp
+        loss, grad = 0.0, xp.zeros(net.params.shape[0], dtype=widest_float(xp, net.device),
+                                   device=net.device)
         for rows in self._blocks():
             s = self._weights(rows)
             m = rows.stop - rows.start if s is None else float(s.sum())
-            J_B, g_B, _ = net.loss_grad(self.X[rows], self.y[rows], s)
-            loss += m * J_B
+            J_B, g_B, _ = net.loss_grad(self.X[rows, :], self._y[rows],
+                                        None if s is None else self._s[rows])
+            loss += m * J_B  # on a device, J_B and ∇J_B stay there until the sums are done
             grad += m * g_B
-        return loss, grad, self.total_weight
+        return float(loss), np.asarray(to_numpy(grad), dtype=np.float64), self.total_weight
 
     def gram_sums(self, net: Network, theta, floor: float, diagonal: bool, dtype) -> GramSums:
-        v = np.ones(self.n) if self.s is None else self.s
+        v = self._s
+        if v is None:
+            v = net.xp.ones(self.n, dtype=widest_float(net.xp, net.device), device=net.device)
         if theta is not None:
-            net.params[...] = theta
-            v = curvature_weights(net, self.X, self.s, floor)
+            net.set_params(theta)
+            v = curvature_weights(net, self.X, self._s, floor)
         return gram_sums(self.X, v, diagonal, dtype, self.block_rows)
 
     def _gather(self, rows: NDArray[np.intp]):
@@ -137,6 +202,8 @@ class MemoryRows(Rows):
         no second copy of X); valid only until the next call.  CSR rows are sliced as they are."""
         if self.sparse:
             return self.X[rows]
+        if not self.on_host:
+            return self.xp.take(self.X, rows, axis=0)
         if self._buffer is None or len(self._buffer) < len(rows):
             self._buffer = np.empty((len(rows), self.n_features), dtype=self.dtype)
         out = self._buffer[: len(rows)]
@@ -144,15 +211,23 @@ class MemoryRows(Rows):
         return out
 
     def batch(self, net: Network, rows: NDArray[np.intp], l2: float):
-        y, s = self.y[rows], self._weights(rows)
+        if self.on_host:
+            y, s = self.y[rows], self._weights(rows)
+        else:  # rows: device indices (order); the sums below stay on the device
+            take = self.xp.take
+            y, s = take(self._y, rows, axis=0), None if self.s is None else take(self._s, rows)
         loss, grads, Z = net.loss_grad(self._gather(rows), y, s)
         if l2:
             net.add_penalty_grad(l2)
-        m = len(rows) if s is None else float(s.sum())
-        return loss, grads, int(np.sum(labels_from_logits(Z) == y)), m
+        correct = namespace(Z).count_nonzero(labels_from_logits(Z) == y)
+        m = rows.shape[0] if s is None else namespace(s).sum(s)
+        if self.on_host:
+            return loss, grads, int(correct), (m if s is None else float(m))
+        return loss, grads, correct, m
 
     def separates(self, net: Network) -> bool:
-        return bool(np.all(labels_from_logits(net.logits(self.X)) == self.y))
+        xp = namespace(self.X)
+        return bool(xp.all(labels_from_logits(net.logits(self.X)) == self._y))
 
 
 def as_rows(X, y=None, sample_weight=None, net: Network | None = None) -> Rows:
@@ -178,9 +253,8 @@ class Objective:
 
     def __call__(self, theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         loss_sum, grad_sum, S = self.rows.loss_grad_sums(self.net, theta)
-        net = self.net
-        net.params[...] = theta
-        return loss_sum / S + net.penalty(self.l2), grad_sum / S + self.l2 * theta * net.penalty_mask
+        penalty_grad = self.l2 * theta * self.net.penalty_mask  # l2 · W[l], 0 on intercepts
+        return loss_sum / S + 0.5 * float(theta @ penalty_grad), grad_sum / S + penalty_grad
 
     # -- what a preconditioner needs --------------------------------------------------------
     @property

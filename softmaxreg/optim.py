@@ -5,6 +5,9 @@ and updates the parameters in place: ``opt.init(params)`` once, then
 ``opt.step(params, grads, lr)``.
 A schedule is a plain function ``epoch -> learning rate`` of the fractional epoch (the training
 loop asks at every step, so the cosine schedule anneals smoothly).
+
+The state lives where the parameters do (NumPy, or a device's namespace); ``state_dict`` gives
+host (NumPy) copies, as checkpoints store them, and ``load_state_dict`` puts them back there.
 """
 
 from __future__ import annotations
@@ -15,14 +18,25 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from ._array_api import asarray, into, namespace, numpy_dtype, to_numpy
+
 Array = NDArray[np.floating]
 Schedule = Callable[[int], float]
 SCHEDULES = ("constant", "step", "cosine")  # the names make_schedule knows
 
 
 def _restore(current: Array | None, saved) -> Array:
-    """A private copy of ``saved``, in the dtype of ``current`` when the optimiser has one."""
-    return np.array(saved, dtype=None if current is None else current.dtype)
+    """A private copy of ``saved``, in the dtype, namespace and device of ``current`` when the
+    optimiser has one."""
+    if current is None or isinstance(current, np.ndarray):
+        return np.array(saved, dtype=None if current is None else current.dtype)
+    return namespace(current).asarray(asarray(saved, current, numpy_dtype(current.dtype)),
+                                      copy=True)
+
+
+def _snapshot(state: Array) -> np.ndarray:
+    """A host copy: later steps do not change a checkpoint already taken."""
+    return np.array(to_numpy(state))
 
 
 class SGD:
@@ -38,7 +52,7 @@ class SGD:
         self.velocity: Array | None = None
 
     def init(self, params: Array) -> SGD:
-        self.velocity = np.zeros_like(params)
+        self.velocity = namespace(params).zeros_like(params)
         return self
 
     def step(self, params: Array, grads: Array, lr: float) -> None:
@@ -55,7 +69,7 @@ class SGD:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """A snapshot (copies): later steps do not change a checkpoint already taken."""
-        return {"velocity": self.velocity.copy()}
+        return {"velocity": _snapshot(self.velocity)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.velocity = _restore(self.velocity, state["velocity"])
@@ -83,11 +97,20 @@ class Adam:
         self.m: Array | None = None
         self.v: Array | None = None
         self._buf: Array | None = None
+        self._mask: Array | None = None
 
     def init(self, params: Array) -> Adam:
-        self.m, self.v, self._buf = (np.zeros_like(params) for _ in range(3))
+        xp = namespace(params)
+        self.m, self.v, self._buf = (xp.zeros_like(params) for _ in range(3))
         self.t = 0
+        self._mask = self._decay_mask_like(params)
         return self
+
+    def _decay_mask_like(self, params: Array) -> Array | None:
+        """The decay mask (the network's, on the host) as 0/1 values where the params are."""
+        if self.decay_mask is None:
+            return None
+        return asarray(self.decay_mask, params, numpy_dtype(params.dtype))
 
     def step(self, params: Array, grads: Array, lr: float) -> None:
         b1, b2, buf = self.beta_1, self.beta_2, self._buf
@@ -95,27 +118,28 @@ class Adam:
         self.m *= b1
         self.m += (1 - b1) * grads
         self.v *= b2
-        np.multiply(grads, grads, out=buf)
+        into(buf, "multiply", grads, grads)
         buf *= 1 - b2
         self.v += buf
         # η m̂ / (√v̂ + ε) with the bias corrections folded into a step size and ε
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-        np.sqrt(self.v, out=buf)
+        into(buf, "sqrt", self.v)
         buf += self.epsilon * math.sqrt(c2)
-        np.divide(self.m, buf, out=buf)
+        into(buf, "divide", self.m, buf)
         if self.weight_decay:
             decay = lr * self.weight_decay * params
-            params -= decay if self.decay_mask is None else decay * self.decay_mask
+            params -= decay if self.decay_mask is None else decay * self._mask
         buf *= lr * math.sqrt(c2) / c1
         params -= buf
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """A snapshot (copies): later steps do not change a checkpoint already taken."""
-        return {"m": self.m.copy(), "v": self.v.copy(), "t": np.array(self.t)}
+        return {"m": _snapshot(self.m), "v": _snapshot(self.v), "t": np.array(self.t)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.m, self.v = _restore(self.m, state["m"]), _restore(self.v, state["v"])
-        self._buf = np.empty_like(self.m)
+        self._buf = namespace(self.m).empty_like(self.m)
+        self._mask = self._decay_mask_like(self.m)
         self.t = int(state["t"])
 
 

@@ -5,7 +5,10 @@ at any step: a :class:`Position` (epoch, steps done, the epoch's running sums, t
 together with the parameters, the optimiser's state and the history is all there is to a run.
 Where the rows are is the backend's business (:class:`softmaxreg.objective.Rows`): each step asks
 it for the gradient of the minibatch's rows, gathered in memory or summed from the Dask chunks
-that hold them, so one loop serves every backend.
+that hold them, so one loop serves every backend.  Rows on a device (PyTorch, CuPy) get the
+epoch's permutation once per epoch (a small int array) and return the step's loss, count and
+weight as device scalars: the running sums stay on the device and are read once per epoch, so
+nothing crosses per step (unless hooks are given, which are shown plain numbers at every step).
 
 Checkpoints (:mod:`softmaxreg.checkpoint`) plug in through :class:`TrainHooks`, passed as
 ``hooks=`` or made active around code that trains indirectly (an estimator's ``fit``) with
@@ -14,6 +17,7 @@ Checkpoints (:mod:`softmaxreg.checkpoint`) plug in through :class:`TrainHooks`, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
@@ -24,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from ._array_api import asarray, namespace
 from ._threads import one_blas_thread
 from .exceptions import TrainingDivergedError
 from .functional import labels_from_logits
@@ -132,15 +137,18 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> NDArray[np.intp]:
 
 
 def evaluate(net: Network, X, y: NDArray, sample_weight=None) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``net`` on (X, y), in chunks to bound memory."""
+    """(mean cross-entropy, accuracy) of ``net`` on (X, y), in chunks to bound memory; y and
+    the weights are moved once to X's namespace and device."""
     losses, correct, n = 0.0, 0, X.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    y_x, w_x = asarray(y, X), asarray(w, X)
+    xp = namespace(X)
     for start in range(0, n, 8192):
-        rows = slice(start, start + 8192)
-        Z = net.logits(X[rows])
-        losses += net.loss_from_logits(Z, y[rows], w[rows])[0] * w[rows].sum()
-        correct += int(np.sum(labels_from_logits(Z) == y[rows]))
-    return losses / w.sum(), correct / n
+        rows = slice(start, min(start + 8192, n))
+        Z = net.logits(X[rows, :])
+        losses += net.loss_from_logits(Z, y_x[rows], w_x[rows])[0] * float(w[rows].sum())
+        correct += xp.count_nonzero(labels_from_logits(Z) == y_x[rows])
+    return float(losses) / w.sum(), int(correct) / n
 
 
 def train(
@@ -176,7 +184,7 @@ def train(
     with _blas_threads_for(net, config.batch_size):
         _loop(run, schedule, as_rows(X, y, sample_weight, net), validation, callbacks, hooks)
     if config.early_stopping and run.position.best["params"] is not None:
-        net.params[...] = run.position.best["params"]
+        net.set_params(run.position.best["params"])
     return run.history
 
 
@@ -203,22 +211,27 @@ def _loop(run: Run, schedule, rows: Rows, validation, callbacks, hooks) -> None:
     n, bs = rows.n, max(1, min(config.batch_size, rows.n))
     epochs = range(pos.epoch, pos.epoch if pos.finished else config.epochs)
     bar = tqdm(epochs, desc="training", unit="epoch", disable=not config.progress, leave=False)
+    xp = net.xp
     for epoch in bar:
         lr = schedule(epoch)
-        last_good = net.params.copy()
-        perm = epoch_permutation(n, config.seed, epoch)
+        last_good = xp.asarray(net.params, copy=True)
+        order = rows.order(epoch_permutation(n, config.seed, epoch))
         for start in range(pos.step * bs, n, bs):
             lr = schedule(epoch + start / n)  # schedules are functions of the (fractional) epoch
-            loss, grads, correct, m = rows.batch(net, perm[start:start + bs], config.l2)
-            if not np.isfinite(loss):
+            loss, grads, correct, m = rows.batch(net, order[start:min(start + bs, n)], config.l2)
+            if isinstance(loss, float) and not math.isfinite(loss):  # (a device's: per epoch)
                 _diverged(net, last_good, f"the training loss became {loss}", epoch, lr)
             pos.total += loss * m  # the batch's weighted loss, without the penalty
             optimizer.step(net.params, grads, lr)
             pos.correct += correct
             pos.step += 1
             if hooks is not None:
+                pos.total, pos.correct = float(pos.total), int(pos.correct)
                 hooks.after_step(run)
-        if not np.all(np.isfinite(net.params)):  # the epoch's last step overflowed
+        pos.total, pos.correct = float(pos.total), int(pos.correct)
+        if not math.isfinite(pos.total):  # a step's loss on a device overflowed
+            _diverged(net, last_good, f"the training loss became {pos.total}", epoch, lr)
+        if not bool(xp.all(xp.isfinite(net.params))):  # the epoch's last step overflowed
             _diverged(net, last_good, "the parameters became non-finite", epoch, lr)
         logs = {"epoch": epoch + 1, "loss": pos.total / rows.total_weight,
                 "accuracy": pos.correct / n, "lr": lr}
@@ -238,7 +251,7 @@ def _loop(run: Run, schedule, rows: Rows, validation, callbacks, hooks) -> None:
 
 
 def _diverged(net: Network, last_good: NDArray, what: str, epoch: int, lr: float):
-    net.params[...] = last_good
+    net.params[...] = last_good  # (a copy in the buffers' own namespace)
     raise TrainingDivergedError(
         f"{what} in epoch {epoch + 1} (learning rate {lr:g}); training stopped and the model "
         "keeps the weights of the last finite epoch. Try a smaller learning rate, or scale "
@@ -252,7 +265,7 @@ def _no_improvement(best: dict, net: Network, logs: dict, config: TrainConfig) -
     if monitored < best["loss"] - config.tol:
         best["stale"] = 0
         if config.early_stopping:
-            best["params"] = net.params.copy()
+            best["params"] = net.xp.asarray(net.params, copy=True)
     else:
         best["stale"] += 1
     best["loss"] = min(best["loss"], monitored)

@@ -1,0 +1,109 @@
+"""Which array library computes: NumPy by default, or the namespace of the arrays given.
+
+The math (``functional``, ``activations``, ``layers``, ``network``, ``objective``, ``optim``) is
+written once against the array API standard: ``xp = namespace(Z)``, then ``xp.exp(Z)``,
+``xp.sum(Z, axis=1)``, ….  NumPy arrays (and lists, scalars, scipy sparse matrices) get the
+``numpy`` module itself — whose main namespace follows the standard since NumPy 2 — so the
+default path pays nothing for the generality; PyTorch tensors, CuPy arrays and array-api-strict
+arrays get their namespace from ``array_api_compat``, and stay on their device.
+
+Where NumPy has a faster idiom than the standard's expression (``out=`` into a preallocated
+buffer), :func:`into` keeps it for NumPy and falls back to the standard's expression elsewhere.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+import scipy.sparse as sp
+from array_api_compat import (
+    array_namespace,
+    is_array_api_obj,
+    is_cupy_array,
+    is_torch_array,
+)
+from array_api_compat import device as _device_of
+from array_api_compat import numpy as _compat_numpy
+
+# NumPy 2's main namespace is an array-API namespace (np.astype, np.concat, …); NumPy 1's is not
+NUMPY = np if hasattr(np, "astype") else _compat_numpy
+
+
+def namespace(*arrays) -> ModuleType:
+    """The namespace the arrays compute in: NumPy for NumPy arrays and for anything that is not
+    an array-API array (lists, scalars, None, sparse matrices), else theirs (one for all)."""
+    if len(arrays) == 1 and type(arrays[0]) is np.ndarray:  # the hot path: ~0.1 µs
+        return NUMPY
+    found = [a for a in arrays if not isinstance(a, np.ndarray) and a is not None
+             and not sp.issparse(a) and is_array_api_obj(a)]
+    return array_namespace(*found) if found else NUMPY
+
+
+def is_numpy(xp: ModuleType) -> bool:
+    return xp is NUMPY or xp is np or xp is _compat_numpy
+
+
+def device(a):
+    """The device ``a`` lives on ("cpu" for NumPy arrays and non-arrays)."""
+    return "cpu" if isinstance(a, np.ndarray) or not is_array_api_obj(a) else _device_of(a)
+
+
+def to_numpy(a):
+    """``a`` as a NumPy array on the host (``a`` itself when it already is one; None stays None).
+
+    What crosses from a device: θ and ∇J per L-BFGS evaluation, fitted models being saved.
+    """
+    if a is None or isinstance(a, np.ndarray):
+        return a
+    if is_torch_array(a):
+        return a.detach().cpu().numpy()
+    if is_cupy_array(a):
+        return a.get()
+    if is_array_api_obj(a):
+        return np.from_dlpack(a)  # array-api-strict (any of its devices), JAX on the CPU, …
+    return np.asarray(a)
+
+
+def asarray(a, like, dtype=None):
+    """``a`` (host or device) in the namespace and on the device of the array ``like``,
+    converted to ``dtype`` (a NumPy dtype or dtype name; None keeps a's)."""
+    xp = namespace(like)
+    if is_numpy(xp):
+        return np.asarray(to_numpy(a), dtype=dtype)
+    dtype = None if dtype is None else dtype_of(xp, dtype)
+    if namespace(a) is not xp:
+        a = to_numpy(a)
+    return xp.asarray(a, dtype=dtype, device=device(like))
+
+
+def dtype_of(xp: ModuleType, dtype):
+    """The dtype of namespace ``xp`` named like the NumPy dtype ``dtype`` (float32, int64, …)."""
+    return getattr(xp, np.dtype(dtype).name)
+
+
+def numpy_dtype(dtype) -> np.dtype:
+    """The NumPy dtype named like ``dtype`` of any namespace (torch.float32 -> float32)."""
+    if isinstance(dtype, np.dtype) or isinstance(dtype, type) or isinstance(dtype, str):
+        return np.dtype(dtype)
+    name = str(dtype).rsplit(".", 1)[-1].strip("'>)")  # torch.float32, array_api_strict.float32
+    return np.dtype(name)
+
+
+def widest_float(xp: ModuleType, device_) -> object:
+    """float64 where the device has it (not on Apple's MPS), else float32: what sums use."""
+    if is_numpy(xp):
+        return np.float64
+    floats = xp.__array_namespace_info__().dtypes(device=device_, kind="real floating")
+    return floats.get("float64", xp.float32)
+
+
+def into(out, name: str, *args, **kwargs):
+    """``out[...] = xp.<name>(*args, **kwargs)`` without a temporary where NumPy allows it
+    (``out=``; ``name`` is a NumPy function or ufunc of the same name as in the standard:
+    matmul, multiply, divide, sqrt, sum, take).  Returns ``out``."""
+    if isinstance(out, np.ndarray):
+        getattr(np, name)(*args, out=out, **kwargs)
+    else:
+        out[...] = getattr(namespace(out), name)(*args, **kwargs)
+    return out
