@@ -285,8 +285,9 @@ def _gradcheck(args) -> int:
     print(f"network {'-'.join(map(str, sizes))}, activation {args.activation}, "
           f"{'sigmoid' if sizes[-1] == 1 else 'softmax'} output; central differences, float64")
     for e in errors:
+        size = e.shape[0] * (e.shape[1] + 1)
         print(f"  layer {e.layer}  W {e.shape[0]}x{e.shape[1]}  max relative error "
-              f"{e.max_rel_error:.2e}")
+              f"{e.max_rel_error:.2e}  ({e.checked} of {size} parameters checked)")
     print("OK: backpropagation agrees with finite differences" if ok
           else "FAILED: relative error above 1e-6")
     return 0 if ok else 1

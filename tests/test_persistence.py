@@ -90,6 +90,8 @@ def test_foreign_newer_and_inconsistent_files(tmp_path, iris):
         "foreign": ({"X": np.zeros((3, 2))}, "no metadata"),
         "newer": ({**arrays, "metadata": np.array(json.dumps({**meta, "format_version": 99}))},
                   "upgrade softmaxreg"),
+        "next": ({**arrays, "metadata": np.array(json.dumps(
+            {**meta, "format_version": meta["format_version"] + 1}))}, "upgrade softmaxreg"),
         "short_params": ({**arrays, "params": arrays["params"][:-1]}, "params"),
         "nan_params": ({**arrays, "params": np.full_like(arrays["params"], np.nan)}, "NaN"),
         "classes": ({**arrays, "classes": arrays["classes"][:2]}, "classes"),
