@@ -78,8 +78,8 @@ def asarray(a, like, dtype=None):
 
 
 def dtype_of(xp: ModuleType, dtype):
-    """The dtype of namespace ``xp`` named like the NumPy dtype ``dtype`` (float32, int64, …)."""
-    return getattr(xp, np.dtype(dtype).name)
+    """The dtype of namespace ``xp`` named like ``dtype`` (float32, int64, … of any namespace)."""
+    return getattr(xp, numpy_dtype(dtype).name)
 
 
 def numpy_dtype(dtype) -> np.dtype:

@@ -538,9 +538,12 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
 
     # -- model files and pickling: the network is rebuilt from its spec and flat buffer ------
     def save(self, path, *, scaling=None, metadata: dict | None = None) -> None:
-        """Write the fitted model to ``path`` (.npz with JSON metadata; no pickle)."""
+        """Write the fitted model to ``path`` (.npz with JSON metadata; no pickle); a model
+        fitted on a device is stored from a host (NumPy) copy."""
         check_is_fitted(self)
-        save_model(self, path, scaling=scaling, metadata=metadata)
+        host = self if isinstance(self.network_.params, np.ndarray) else \
+            self.__sklearn_array_api_convert__(to_numpy)
+        save_model(host, path, scaling=scaling, metadata=metadata)
 
     @classmethod
     def from_network(cls, network: Network, classes, *, feature_names=None, **params):
@@ -595,6 +598,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
 
 
 def _check_two_classes(classes) -> None:
+    classes = to_numpy(classes)
     if len(classes) < 2:
         raise ValueError(
             "This solver needs samples of at least 2 classes in the data, but the data "
@@ -665,6 +669,8 @@ def _sample_weight(sample_weight, X) -> np.ndarray:
     """The validated weights of the rows, on the host in float64 (they are few, as labels)."""
     if isinstance(X, np.ndarray) or sp.issparse(X):
         return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    if sample_weight is None:
+        return np.ones(X.shape[0])
     sw = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
     return np.asarray(to_numpy(sw), dtype=np.float64)
 

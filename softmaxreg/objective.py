@@ -141,8 +141,9 @@ class MemoryRows(Rows):
         self._buffer = None
         self.device = None if self.on_host else device(X)
         self._y = self.y if self.on_host else asarray(self.y, X)
+        self._wide = widest_float(self.xp, self.device)  # what sums are kept in
         self._s = (self.s if self.on_host or self.s is None
-                   else asarray(self.s, X, widest_float(self.xp, self.device)))
+                   else asarray(self.s, X, self._wide))
 
     @property
     def on_host(self) -> bool:
@@ -176,15 +177,16 @@ class MemoryRows(Rows):
 
     def loss_grad_sums(self, net: Network, theta):
         net.set_params(theta)
-        xp = net.xp
-        loss, grad = 0.0, xp.zeros(net.params.shape[0], dtype=widest_float(xp, net.device),
-                                   device=net.device)
+        xp, wide = net.xp, widest_float(net.xp, net.device)
+        loss, grad = 0.0, xp.zeros(net.params.shape[0], dtype=wide, device=net.device)
         for rows in self._blocks():
             s = self._weights(rows)
             m = rows.stop - rows.start if s is None else float(s.sum())
             J_B, g_B, _ = net.loss_grad(self.X[rows, :], self._y[rows],
                                         None if s is None else self._s[rows])
-            loss += m * J_B  # on a device, J_B and ∇J_B stay there until the sums are done
+            # on a device, J_B and ∇J_B stay there until the sums are done (summed, as on the
+            # host, in float64)
+            loss += m * (J_B if self.on_host else xp.astype(J_B, wide))
             grad += m * g_B
         return float(loss), np.asarray(to_numpy(grad), dtype=np.float64), self.total_weight
 
@@ -223,7 +225,7 @@ class MemoryRows(Rows):
         m = rows.shape[0] if s is None else namespace(s).sum(s)
         if self.on_host:
             return loss, grads, int(correct), (m if s is None else float(m))
-        return loss, grads, correct, m
+        return namespace(Z).astype(loss, self._wide), grads, correct, m
 
     def separates(self, net: Network) -> bool:
         xp = namespace(self.X)
