@@ -99,8 +99,10 @@ class Network:
         self.fit_intercept = fit_intercept
         self.dtype = np.dtype(dtype)  # by name: the buffers' dtype is xp's of the same name
         n_params = sum(d_out * (d_in + 1) for d_in, d_out in zip(sizes[:-1], sizes[1:]))
-        xp = NUMPY if xp is None or is_numpy(xp) else xp
-        device = None if is_numpy(xp) else device
+        if xp is None or is_numpy(xp):
+            xp, device = NUMPY, None
+        else:  # the library's own module (torch) or its array-API namespace: the latter
+            xp = namespace(xp.zeros(0, device=device))
         self.params = xp.zeros(n_params, dtype=dtype_of(xp, self.dtype), device=device)
         self.grads = xp.zeros(n_params, dtype=dtype_of(xp, self.dtype), device=device)
         self.penalty_mask = np.zeros(n_params, dtype=bool)  # True on weights, False on intercepts
@@ -188,6 +190,9 @@ class Network:
             return X if X.dtype == self.dtype else X.astype(self.dtype)
         if isinstance(self.params, np.ndarray):
             return np.asarray(X, dtype=self.dtype)
+        if (type(X) is type(self.params) and X.dtype == self.params.dtype
+                and device_of(X) == self.device):  # (at every step: no conversion to look up)
+            return X
         return asarray(X, self.params, self.dtype)
 
     def forward(self, X: ArrayLike, keep: bool = True) -> Array:
