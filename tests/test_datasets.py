@@ -541,7 +541,8 @@ def test_csv_without_header_defaults_to_last_column(tmp_path):
     ds = read_csv(csv_file(tmp_path, "1,2,0\r\n3,4,1\r\n"))
     np.testing.assert_array_equal(ds.X, [[1, 2], [3, 4]])
     assert ds.y.dtype == np.int64 and ds.y.tolist() == [0, 1]
-    assert ds.feature_names is None
+    assert ds.feature_names == ["x0", "x1"] and ds.names_generated  # generated: no header
+    assert ds.schema.label == 2 and not ds.schema.named
 
 
 def test_csv_first_row_with_string_label_is_data(tmp_path):
@@ -585,7 +586,7 @@ def test_csv_round_trip_property(X, data):
     [
         ("a,b,label\n1,2,0\n3,4\n", r"line 3: 2 fields, expected 3"),
         ("a,b,label\n1,2,0\n3,x,1\n", r"line 3, column 2 \('b'\): 'x' is not a finite number"),
-        ("1,2,0\n,4,1\n", r"line 2, column 1: '' is not a finite number"),
+        ("1,2,0\n,4,1\n", r"line 2, column 1: the cell is empty"),
         ("1,nan,0\n", r"line 1, column 2: 'nan' is not a finite number"),
         ("1,2,\n", r"line 1: the label \(column 3\) is empty"),
         ("a,b,label\n", "has a header but no data rows"),

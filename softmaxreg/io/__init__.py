@@ -11,16 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..exceptions import DataError
-from .dataset import Dataset, PathLike, data_fingerprint
+from .dataset import DataSchema, Dataset, PathLike, data_fingerprint, generated_names
 from .idx import find_idx_file, read_idx, read_idx_folder
 from .mnist import DEFAULT_MNIST_MIRRORS, load_mnist
 from .npz import atomic_write_bytes, json_safe, read_model_npz, read_npz, read_npz_arrays
-from .tabular import read_csv, read_svmlight
+from .tabular import EMPTY_CHOICES, HEADER_CHOICES, read_csv, read_svmlight
 
-__all__ = ["BUNDLED", "DEFAULT_MNIST_MIRRORS", "Dataset", "atomic_write_bytes", "data_fingerprint",
-           "find_idx_file", "json_safe", "load_bundled", "load_dataset", "load_mnist", "read_csv",
-           "read_idx", "read_idx_folder", "read_model_npz", "read_npz", "read_npz_arrays",
-           "read_svmlight"]
+__all__ = ["BUNDLED", "DATA_SUFFIXES", "DEFAULT_MNIST_MIRRORS", "EMPTY_CHOICES",
+           "HEADER_CHOICES", "DataSchema", "Dataset", "atomic_write_bytes", "data_fingerprint",
+           "find_idx_file",
+           "generated_names", "json_safe", "load_bundled", "load_dataset", "load_mnist",
+           "read_csv", "read_idx", "read_idx_folder", "read_model_npz", "read_npz",
+           "read_npz_arrays", "read_svmlight"]
 
 BUNDLED = ("digits", "iris", "wine", "breast_cancer")
 _READERS = {
@@ -32,6 +34,7 @@ _READERS = {
     ".libsvm": read_svmlight,
     ".txt": read_svmlight,
 }
+DATA_SUFFIXES = tuple(_READERS)  # the data files load_dataset reads (and folders of IDX files)
 
 
 def load_bundled(name: str) -> Dataset:
@@ -49,22 +52,30 @@ def load_bundled(name: str) -> Dataset:
 
 
 def load_dataset(spec: PathLike, *, label_column: int | str | None = None,
-                 data_dir: PathLike | None = None) -> Dataset:
+                 data_dir: PathLike | None = None, schema: DataSchema | None = None,
+                 header: str = "auto", empty: str = "error",
+                 require_labels: bool = True) -> Dataset:
     """Load a data set by name ("mnist", "digits", "iris", "wine", "breast_cancer") or path
     (.csv/.tsv, .npz, .svm/.svmlight/.libsvm/.txt, or a folder of IDX files).
 
     Names win over paths: write "./mnist" for a folder called mnist. ``data_dir`` is where
-    MNIST's files are (see :func:`load_mnist`); ``label_column`` applies to CSV files only.
+    MNIST's files are (see :func:`load_mnist`); ``label_column``, ``header`` and ``empty``
+    apply to CSV files only (see :func:`read_csv`). ``schema``: the columns a model was trained
+    on; the features come out in its order, matched by name where both sides have names, by
+    position otherwise (:meth:`Dataset.conform`). ``require_labels=False``: rows without labels
+    are accepted (a CSV without the label column, an .npz without ``y``), with ``y`` None.
     """
     text = str(spec)
     key = text.strip().lower().replace("-", "_")
     if key == "mnist" or key in BUNDLED:
-        _no_label_column(label_column, text)
-        return load_mnist(data_dir) if key == "mnist" else load_bundled(key)
+        _csv_only(label_column, header, empty, text)
+        ds = load_mnist(data_dir) if key == "mnist" else load_bundled(key)
+        return ds if schema is None else ds.conform(schema)
     path = Path(text)
     if path.is_dir():
-        _no_label_column(label_column, text)
-        return read_idx_folder(path)
+        _csv_only(label_column, header, empty, text)
+        ds = read_idx_folder(path)
+        return ds if schema is None else ds.conform(schema)
     if not path.is_file():
         raise DataError(
             f"unknown dataset {text!r}: expected mnist, digits, iris, wine, breast_cancer, or a "
@@ -75,11 +86,17 @@ def load_dataset(spec: PathLike, *, label_column: int | str | None = None,
         raise DataError(f"cannot load {text!r}: unknown file type {path.suffix!r}; expected "
                         f"{', '.join(_READERS)} or a folder of IDX files")
     if reader is read_csv:
-        return read_csv(path, label_column)
-    _no_label_column(label_column, text)
-    return reader(path)
+        return read_csv(path, label_column, header=header, empty=empty, schema=schema,
+                        require_labels=require_labels)
+    _csv_only(label_column, header, empty, text)
+    ds = (read_npz(path, require_labels=require_labels) if reader is read_npz
+          else read_svmlight(path, schema=schema))
+    return ds if schema is None else ds.conform(schema)
 
 
-def _no_label_column(label_column: int | str | None, spec: str) -> None:
+def _csv_only(label_column: int | str | None, header: str, empty: str, spec: str) -> None:
     if label_column is not None:
         raise DataError(f"label_column applies to CSV files only, not to {spec!r}")
+    if (header, empty) != ("auto", "error"):
+        raise DataError(f"header and empty-cell options apply to CSV files only, not to "
+                        f"{spec!r}")

@@ -1,11 +1,13 @@
-"""The data set record, and the fingerprint that tells whether two runs saw the same data."""
+"""The data set record with its schema (the columns a model learns from and needs again), and
+the fingerprint that tells whether two runs saw the same data."""
 
 from __future__ import annotations
 
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,24 +19,79 @@ from ..exceptions import DataError
 PathLike = str | os.PathLike[str]
 
 
+def generated_names(n_features: int) -> list[str]:
+    """The names of columns that had none: ``x0, x1, …, x{d-1}``."""
+    return [f"x{j}" for j in range(n_features)]
+
+
+@dataclass(frozen=True)
+class DataSchema:
+    """The columns a model was trained on, which new rows must present again.
+
+    ``feature_names`` (d,) in the order of the model's inputs; ``named``: whether they came from
+    the data (a CSV header, DataFrame columns, a bundled set's names) rather than being
+    generated as ``x0..x{d-1}``; ``label``: the label column, by name when the file had a
+    header, else by its 0-based index among the file's columns, or None when the data did not
+    come as one table (NPZ, svmlight, IDX, bundled sets); ``index_base``: for svmlight data,
+    the index of the first feature (0 or 1), which a file of a few rows cannot reveal.
+    """
+
+    feature_names: tuple[str, ...]
+    named: bool = True
+    label: str | int | None = None
+    index_base: int | None = None
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def order(self, names: Sequence[str], where: str) -> list[int]:
+        """The position in ``names`` (the columns of a file) of each of this schema's features,
+        so that ``columns[:, order]`` puts them in the model's order; one DataError naming every
+        missing and every extra column if the names are not the model's."""
+        index, known = {name: j for j, name in enumerate(names)}, set(self.feature_names)
+        missing = [n for n in self.feature_names if n not in index]
+        extra = [n for n in names if n not in known]
+        if missing or extra:
+            parts = ([f"missing {_listed(missing)}"] if missing else []) + (
+                [f"extra {_listed(extra)}"] if extra else [])
+            raise DataError(f"{where}: the columns do not match the model's features: "
+                            f"{'; '.join(parts)} (the model was trained on "
+                            f"{_listed(self.feature_names)})")
+        return [index[n] for n in self.feature_names]
+
+
+def _listed(names: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"column{'s' if len(names) != 1 else ''} {shown}{more}"
+
+
 @dataclass
 class Dataset:
-    """A labelled data set, with the source's own test split when it has one.
+    """A data set, with the source's own test split when it has one, and its schema.
 
     ``X``: (n, d) array or CSR matrix, one example per row; ``y``: (n,) labels (integers or
-    strings). ``X_test``, ``y_test``: the source's test split, or both None. ``pixels``: the
-    features are 8-bit pixel intensities (0..255), so "auto" scaling divides them by 255.
-    ``image_shape``: (height, width) when each row is an image flattened row by row.
+    strings), or None for rows without labels (what ``predict`` may be given). ``X_test``,
+    ``y_test``: the source's test split, or both None. ``pixels``: the features are 8-bit pixel
+    intensities (0..255), so "auto" scaling divides them by 255. ``image_shape``: (height,
+    width) when each row is an image flattened row by row. ``feature_names``: the columns'
+    names, generated (``x0..x{d-1}``) when the source has none. ``label_column``: where the
+    labels were, by name or index, and ``index_base`` svmlight's first feature index (see
+    :class:`DataSchema`).
     """
 
     X: NDArray[Any] | sp.csr_matrix
-    y: NDArray[Any]
+    y: NDArray[Any] | None
     X_test: NDArray[Any] | sp.csr_matrix | None = None
     y_test: NDArray[Any] | None = None
     name: str = ""
     pixels: bool = False
     image_shape: tuple[int, int] | None = None
     feature_names: list[str] | None = None
+    label_column: str | int | None = None
+    index_base: int | None = None
+    names_generated: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         _check_split(self.X, self.y, "X", "y", self.name)
@@ -48,7 +105,9 @@ class Dataset:
         if self.image_shape is not None and math.prod(self.image_shape) != self.n_features:
             raise DataError(f"data set {self.name!r}: image shape {self.image_shape} does not "
                             f"match {self.n_features} features")
-        if self.feature_names is not None and len(self.feature_names) != self.n_features:
+        if self.feature_names is None:
+            self.feature_names, self.names_generated = generated_names(self.n_features), True
+        if len(self.feature_names) != self.n_features:
             raise DataError(f"data set {self.name!r}: {len(self.feature_names)} feature names "
                             f"for {self.n_features} features")
 
@@ -57,12 +116,43 @@ class Dataset:
         """Number of features d (columns of ``X``)."""
         return int(self.X.shape[1])
 
+    @property
+    def schema(self) -> DataSchema:
+        """The columns a model trained on these rows needs again."""
+        return DataSchema(tuple(self.feature_names), not self.names_generated, self.label_column,
+                          self.index_base)
+
+    def conform(self, schema: DataSchema) -> Dataset:
+        """These rows with their columns in ``schema``'s order: matched by name when both sides
+        have names, else by position (then only the count must agree); DataError if they do
+        not match."""
+        where = f"data set {self.name!r}"
+        if schema.named and not self.names_generated:
+            order = schema.order(self.feature_names, where)
+        elif self.n_features != schema.n_features:
+            raise DataError(f"{where} has {self.n_features} features, but the model was trained "
+                            f"with {schema.n_features}")
+        else:
+            order = list(range(self.n_features))
+        if order != list(range(self.n_features)):
+            pick = lambda X: None if X is None else X[:, order]  # noqa: E731
+            X, X_test = pick(self.X), pick(self.X_test)
+        else:
+            X, X_test = self.X, self.X_test
+        conformed = Dataset(X, self.y, X_test, self.y_test, self.name, self.pixels,
+                            self.image_shape, list(schema.feature_names), self.label_column,
+                            self.index_base)
+        conformed.names_generated = not schema.named
+        return conformed
+
 
 def _check_split(X: Any, y: Any, x_name: str, y_name: str, name: str) -> None:
-    """Check that X is (n, d) and y is (n,)."""
+    """Check that X is (n, d) and y is (n,) or None."""
     if len(getattr(X, "shape", ())) != 2:
         raise DataError(f"data set {name!r}: {x_name} must be 2-D (n, d), got {type(X).__name__}"
                         f" of shape {getattr(X, 'shape', None)}")
+    if y is None:
+        return
     if not isinstance(y, np.ndarray) or y.ndim != 1:
         raise DataError(f"data set {name!r}: {y_name} must be a 1-D array of labels, got "
                         f"shape {getattr(y, 'shape', None)}")

@@ -31,17 +31,18 @@ _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
 
 
 # -- data sets ------------------------------------------------------------------------------------
-def read_npz(path: PathLike) -> Dataset:
+def read_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
     """Read arrays ``X`` (n, d), or images (n, h, w), and ``y`` (n,) from a .npz file, with
     optional ``X_test``, ``y_test`` and ``feature_names``. Loaded with allow_pickle=False, so
     object arrays are refused. A uint8 ``X`` is taken as pixel intensities (pixels=True).
+    With ``require_labels=False``, ``y`` may be absent (rows to predict; the Dataset's y is None).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"cannot open {path}: no such file")
     arrays = read_npz_arrays(path, lambda problem: DataError(f"{path}: {problem}"),
                              names=_NPZ_KEYS, what=".npz file")
-    missing = [key for key in ("X", "y") if key not in arrays]
+    missing = [key for key in ("X", "y")[: 2 if require_labels else 1] if key not in arrays]
     if missing:
         with zipfile.ZipFile(path) as zf:
             held = sorted(name.removesuffix(".npy") for name in zf.namelist())
@@ -54,11 +55,20 @@ def read_npz(path: PathLike) -> Dataset:
             raise DataError(f"{path} has only one of X_test and y_test; give both or neither")
         X_test, _ = _npz_features(arrays["X_test"], "X_test", path)
         y_test = _npz_labels(arrays["y_test"], "y_test", path)
-    names = arrays.get("feature_names")
-    y = _npz_labels(arrays["y"], "y", path)
+    y = _npz_labels(arrays["y"], "y", path) if "y" in arrays else None
     return Dataset(X, y, X_test, y_test, name=path.stem, pixels=X.dtype == np.uint8,
-                   image_shape=image_shape,
-                   feature_names=None if names is None else [str(n) for n in names.ravel()])
+                   image_shape=image_shape, feature_names=_npz_names(arrays, X.shape[1], path))
+
+
+def _npz_names(arrays: dict[str, NDArray[Any]], d: int, path: Path) -> list[str] | None:
+    """The optional ``feature_names``: d strings (numbers are taken as their text)."""
+    names = arrays.get("feature_names")
+    if names is None:
+        return None
+    if names.dtype.kind not in "iuU" or names.size != d:
+        raise DataError(f"{path}: feature_names must hold {d} names (strings), got "
+                        f"{names.size} of dtype {names.dtype}")
+    return [str(n) for n in names.ravel()]
 
 
 def _npz_features(X: NDArray[Any], key: str, path: Path) -> tuple[NDArray[Any], Any]:
