@@ -18,6 +18,23 @@ _lock = threading.Lock()
 _held: dict[str, list[int]] = {}  # library path -> [holders, original number of threads]
 
 
+def _set_num_threads(controller, n: int) -> None:
+    """``controller.set_num_threads(n)``, effective from any Python thread.
+
+    threadpoolctl 3.8 lets one "controlling" thread change OpenBLAS's process-wide pool: the
+    first thread to call ``set_num_threads`` keeps control, and calls from every other thread
+    silently do nothing, so after one limit in the main thread the limits of worker threads were
+    lost.  The callers here are serialised by ``_lock``: each takes control for its call and
+    gives it back.
+    """
+    release = getattr(type(controller), "clear_controlling_thread", None)  # threadpoolctl >= 3.8
+    if release is not None:
+        release(force=True)
+    controller.set_num_threads(n)
+    if release is not None:
+        release(force=True)
+
+
 @contextmanager
 def one_blas_thread(select: Callable[[str], bool] = lambda path: True) -> Iterator[None]:
     """Run the BLAS libraries whose file path ``select`` accepts on one thread, for the block."""
@@ -28,7 +45,7 @@ def one_blas_thread(select: Callable[[str], bool] = lambda path: True) -> Iterat
             entry = _held.setdefault(c.filepath, [0, c.num_threads])
             if entry[0] == 0:
                 entry[1] = c.num_threads
-                c.set_num_threads(1)
+                _set_num_threads(c, 1)
             entry[0] += 1
     try:
         yield
@@ -38,4 +55,4 @@ def one_blas_thread(select: Callable[[str], bool] = lambda path: True) -> Iterat
                 entry = _held[c.filepath]
                 entry[0] -= 1
                 if entry[0] == 0:
-                    c.set_num_threads(entry[1])
+                    _set_num_threads(c, entry[1])

@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 from ._version import __version__
 from .exceptions import ModelFileError, SoftmaxRegError
 from .io import atomic_write_bytes, data_fingerprint, json_safe, read_model_npz
+from .io.schema import CHECKPOINT, SchemaError, check, parse_json
 from .training import Position, Run, hooks_active
 
 FORMAT = "softmaxreg-checkpoint"
@@ -50,6 +51,7 @@ FORMAT_VERSION = 1
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _CONFIG_KEYS = ("epochs", "batch_size", "l2", "seed", "early_stopping", "n_iter_no_change", "tol")
 _HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+_MAX_METADATA_CHARS = 16 * 2**20
 
 __all__ = ["Checkpoint", "Checkpointer", "TrainingInterrupted", "load_checkpoint",
            "read_settings"]
@@ -289,9 +291,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if raw is None or raw.dtype.kind != "U" or raw.shape != ():
         raise ModelFileError(f"checkpoint {path}: not a softmaxreg checkpoint (no metadata)")
     try:
-        meta = json.loads(str(raw))
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ModelFileError(f"checkpoint {path}: metadata is not valid JSON ({exc})") from None
+        meta = parse_json(str(raw), _MAX_METADATA_CHARS)
+    except SchemaError as exc:
+        raise ModelFileError(f"checkpoint {path}: metadata {exc}") from None
     _check_metadata(path, meta)
     params = members.get("params")
     if params is None or params.ndim != 1 or params.dtype.kind != "f" or params.size == 0:
@@ -307,36 +309,21 @@ def _finite(array: np.ndarray) -> bool:
 
 
 def _check_metadata(path: Path, meta: Any) -> None:
-    """The JSON part has every field, each of the right type."""
+    """The JSON part fits :data:`softmaxreg.io.schema.CHECKPOINT` (every field, each of its
+    type and range, the caller's ``settings.training`` those of ``softmaxreg train``)."""
     def fail(problem: str) -> ModelFileError:
         return ModelFileError(f"checkpoint {path}: {problem}")
 
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise fail("not a softmaxreg checkpoint (wrong format tag)")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise fail(f"checkpoint format {version!r}; this softmaxreg reads format "
                    f"{FORMAT_VERSION} — upgrade softmaxreg")
-    for key in ("position", "config", "network", "optimizer", "history", "settings"):
-        if not isinstance(meta.get(key), dict):
-            raise fail(f"metadata has no {key} object")
-    if not isinstance(meta.get("data_sha256"), str):
-        raise fail("metadata has no data_sha256")
-    p = meta["position"]
-    types = {"epoch": int, "step": int, "correct": int, "stale": int, "total": float,
-             "best_loss": float, "finished": bool}
-    for key, kind in types.items():
-        value = p.get(key)
-        good = (isinstance(value, kind) and not isinstance(value, bool) if kind is int
-                else isinstance(value, (int, float)) and not isinstance(value, bool)
-                if kind is float else isinstance(value, bool))
-        if not good or (kind is float and (math.isnan(value) or key == "total"
-                                           and not math.isfinite(value))):
-            raise fail(f"position.{key} must be a {kind.__name__}, got {value!r}")
+    try:
+        check(meta, CHECKPOINT)
+    except SchemaError as exc:
+        raise fail(f"bad metadata: {exc}") from None
     history = meta["history"]
-    for key in _HISTORY_KEYS:
-        values = history.get(key)
-        if not isinstance(values, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                for v in values):
-            raise fail(f"history.{key} must be a list of finite numbers")
+    if len(history["accuracy"]) != len(history["loss"]):
+        raise fail("bad metadata: history.loss and history.accuracy differ in length")

@@ -17,6 +17,7 @@ from .checkpoint import TrainingInterrupted
 from .estimators import NETWORK_SOLVERS, REGRESSION_SOLVERS
 from .exceptions import SoftmaxRegError
 from .export import DEFAULT_OPSET, export_file
+from .io import EMPTY_CHOICES, HEADER_CHOICES
 from .optim import SCHEDULES
 from .workflow import (
     TrainSettings,
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--scale", choices=("auto", "none", "unit", "standard"), default=DEFAULT.scale,
                    help="auto: pixels to [0, 1], other features standardised")
     t.add_argument("--label-column", type=_column, help="CSV label column, by name or index")
+    _table_options(t)
     t.add_argument("--data-dir", help="folder holding MNIST's IDX files")
     t.add_argument("--out", help="write the model to this .npz file")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -125,7 +127,10 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EVALUATE_EXAMPLES, formatter_class=fmt)
     e.add_argument("model")
     e.add_argument("--dataset", required=True)
-    e.add_argument("--label-column", type=_column)
+    e.add_argument("--label-column", type=_column,
+                   help="CSV label column, by name or index (default: the one the model was "
+                        "trained with)")
+    _table_options(e)
     e.add_argument("--data-dir")
     e.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -134,9 +139,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="a .csv/.npz/.svmlight file, or PNG/JPEG images of digits")
-    p.add_argument("--proba", action="store_true", help="print every class probability as CSV")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--proba", action="store_true",
+                       help="print every class probability as CSV")
+    shown.add_argument("--json", action="store_true",
+                       help="print JSON: the classes, and for each input its predicted class and "
+                            "every class probability (full precision)")
     p.add_argument("--top-k", type=int, default=1)
-    p.add_argument("--label-column", type=_column)
+    p.add_argument("--label-column", type=_column,
+                   help="CSV label column, ignored if present, by name or index (default: the "
+                        "one the model was trained with; a file may also have none)")
+    _table_options(p)
 
     g = sub.add_parser("plot", help="draw learning curves, confusion matrix, weights, mistakes",
                        epilog=PLOT_EXAMPLES, formatter_class=fmt)
@@ -228,9 +241,19 @@ def _column(value: str) -> str | int:
     return int(value) if value.lstrip("-").isdigit() else value
 
 
+def _table_options(parser: argparse.ArgumentParser) -> None:
+    """--header and --empty-cells: how a CSV/TSV file is read."""
+    parser.add_argument("--header", choices=HEADER_CHOICES, default="auto",
+                        help="CSV: whether the first row names the columns; auto recognises a "
+                             "header by its names (default: %(default)s)")
+    parser.add_argument("--empty-cells", dest="empty", choices=EMPTY_CHOICES, default="error",
+                        help="CSV: an empty feature cell is an error naming its line and column, "
+                             "drops its row, or reads as zero (default: %(default)s)")
+
+
 def _evaluate(args) -> int:
     m = evaluate(args.model, args.dataset, label_column=args.label_column,
-                 data_dir=args.data_dir)
+                 data_dir=args.data_dir, header=args.header, empty=args.empty)
     if args.json:
         print(json.dumps(m, indent=2))
         return 0
@@ -251,7 +274,14 @@ def _evaluate(args) -> int:
 
 def _predict(args) -> int:
     out = predict(args.model, args.inputs, top_k=args.top_k,
-                  label_column=args.label_column)
+                  label_column=args.label_column, header=args.header, empty=args.empty)
+    if args.json:
+        P = out["proba_all"]
+        labels = np.asarray(out["class_labels"], dtype=object)[np.argmax(P, axis=1)]
+        print(json.dumps({"classes": out["class_labels"], "inputs": out["inputs"],
+                          "predicted": labels.tolist(), "probabilities": P.tolist()},
+                         indent=1))
+        return 0
     if args.proba:
         print(",".join(["input", *map(str, out["class_labels"])]))
         for name, row in zip(out["inputs"], out["proba_all"]):

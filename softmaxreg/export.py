@@ -46,7 +46,8 @@ _ACTIVATION_OPS: dict[str, tuple[str, dict[str, Any]] | None] = {
 }
 _SUPPORTED = ("a fitted softmaxreg SoftmaxRegression or SoftmaxNetwork, alone, with its "
               "scaling as scaling=, or as the last step of a scikit-learn Pipeline whose other "
-              "steps are softmaxreg Scaling or sklearn StandardScaler")
+              "steps are softmaxreg Scaling or FeatureScaler (what softmaxreg.load returns) or "
+              "sklearn StandardScaler")
 
 Layer = tuple[NDArray[np.floating], NDArray[np.floating]]  # W (d_in, d_out), b (d_out,)
 Affine = tuple[NDArray[np.floating], NDArray[np.floating]]  # mean (d,), scale (d,)
@@ -57,12 +58,11 @@ class MissingDependencyError(SoftmaxRegError, ImportError):
 
 
 def export_file(model_path, onnx_path, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Write the graph of the model file ``model_path`` (estimator and stored scaling) to
-    ``onnx_path`` atomically; returns the graph."""
-    from .persistence import atomic_write_bytes, load_bundle
+    """Write the graph of the model file ``model_path`` (what :func:`softmaxreg.load` gives:
+    the estimator, behind its stored scaling) to ``onnx_path`` atomically; returns the graph."""
+    from .persistence import atomic_write_bytes, load
 
-    estimator, scaling, _ = load_bundle(model_path)
-    proto = to_onnx(estimator, scaling, opset=opset)
+    proto = to_onnx(load(model_path), opset=opset)
     atomic_write_bytes(onnx_path, proto.SerializeToString())
     return proto
 
@@ -79,8 +79,7 @@ def to_onnx(model, scaling=None, *, opset: int = DEFAULT_OPSET) -> onnx.ModelPro
     'softmaxreg[onnx]'``.
 
     >>> import onnxruntime as ort                                   # doctest: +SKIP
-    >>> estimator, scaling, _ = softmaxreg.persistence.load_bundle("model.npz")
-    >>> proto = softmaxreg.to_onnx(estimator, scaling=scaling)
+    >>> proto = softmaxreg.to_onnx(softmaxreg.load("model.npz"))   # Pipeline(scaling, model)
     >>> session = ort.InferenceSession(proto.SerializeToString())
     >>> label, proba = session.run(None, {"X": X_raw.astype(np.float32)})
     """
@@ -90,7 +89,7 @@ def to_onnx(model, scaling=None, *, opset: int = DEFAULT_OPSET) -> onnx.ModelPro
         if len(mean) != layers[0][0].shape[0]:
             raise ValueError(f"the scaling transforms {len(mean)} features, but the model was "
                              f"fitted with {layers[0][0].shape[0]}")
-    names = getattr(estimator, "feature_names_in_", None)
+    names = getattr(model, "feature_names_in_", None)  # a Pipeline's are its first step's
     return build_graph(layers, activation, output, estimator.classes_, steps, opset=opset,
                        feature_names=None if names is None else [str(n) for n in names])
 

@@ -3,15 +3,23 @@
 Layout of the archive (all members plain numeric or unicode arrays, read with allow_pickle=False):
 
     metadata        a 0-d unicode array holding a JSON object (format version, library version,
-                    model kind, estimator parameters, architecture, classes' dtype, number of
-                    features, preprocessing, training settings, final metrics, training-data hash)
+                    model kind, estimator parameters, architecture, number of features, the
+                    data's schema, training settings, final metrics, training-data hash)
     params          the flat parameter vector θ of the network (W[1], b[1], …, W[L], b[L])
-    classes         the class labels, numeric or unicode
+    classes         the class labels, numeric or unicode, unique and sorted (np.unique's order)
     scaling.<key>   the preprocessing state (see preprocessing.Scaling.get_state), if any
 
+The model remembers its inputs: ``metadata["schema"]`` holds the features' names (generated as
+``x0..x{d-1}`` when the data had none), whether they are the data's own, and the label column
+(format 2; format 1 files are read with generated names). :func:`load` gives back an object
+that takes raw features: the estimator, or, when the file holds a scaling, a scikit-learn
+``Pipeline`` of that scaling (:class:`~softmaxreg.preprocessing.FeatureScaler`) and the
+estimator.
+
 Files are written atomically (a temporary file in the same folder, then a rename), and loading
-validates everything before building the estimator: a damaged file gets one ModelFileError that
-names the file and the problem.
+checks everything before building the estimator — the metadata against
+:data:`softmaxreg.io.schema.MODEL`, then the arrays against it — so that a damaged or hostile
+file gets one ModelFileError that names the file and the problem.
 """
 
 from __future__ import annotations
@@ -25,11 +33,15 @@ import numpy as np
 
 from ._version import __version__
 from .exceptions import ModelFileError
+from .io.dataset import DataSchema, generated_names
 from .io.npz import atomic_write_bytes, json_safe, read_model_npz
+from .io.schema import MODEL, SchemaError, check, parse_json, unique_names
 from .network import Network, NetworkSpec
+from .preprocessing import FeatureScaler, Scaling
 
-FORMAT_VERSION = 1
-_MAX_METADATA_BYTES = 16 * 2**20
+FORMAT_VERSION = 2  # 2: the data's schema (feature names, label column)
+_MAX_METADATA_CHARS = 16 * 2**20
+_BOUNDED = ("tanh", "sigmoid")  # hidden activations whose outputs stay in [-1, 1]
 MODEL_KINDS: dict[str, type] = {}  # the estimator classes a model file may hold, by name
 
 
@@ -40,12 +52,21 @@ def model_kind(cls: type) -> type:
     return cls
 
 
-def save(estimator, path: str | os.PathLike, *, scaling=None, metadata: dict | None = None) -> None:
-    """Write a fitted estimator (and its preprocessing) to ``path`` atomically."""
+def save(estimator, path: str | os.PathLike, *, scaling: Scaling | None = None,
+         metadata: dict | None = None, schema: DataSchema | None = None) -> None:
+    """Write a fitted estimator (and its preprocessing) to ``path`` atomically.
+
+    ``schema``: the columns it was trained on (default: the estimator's ``feature_names_in_``
+    when it was fitted on named columns, else generated names); ``metadata``: more JSON fields.
+    """
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
     net: Network = estimator.network_
+    schema = schema or default_schema(estimator)
+    if schema.n_features != estimator.n_features_in_:
+        raise ValueError(f"the schema names {schema.n_features} features, but the model was "
+                         f"fitted with {estimator.n_features_in_}")
     meta = {
         "format": "softmaxreg-model",
         "format_version": FORMAT_VERSION,
@@ -54,7 +75,9 @@ def save(estimator, path: str | os.PathLike, *, scaling=None, metadata: dict | N
         "params": json_safe(estimator.get_params()),
         **net.spec.as_dict(),
         "n_features_in": int(estimator.n_features_in_),
-        "feature_names": json_safe(list(getattr(estimator, "feature_names_in_", []))) or None,
+        "feature_names": list(schema.feature_names) if schema.named else None,
+        "schema": {"feature_names": list(schema.feature_names), "named": schema.named,
+                   "label": schema.label, "index_base": schema.index_base},
         "n_iter": json_safe(np.ravel(getattr(estimator, "n_iter_", [0])).tolist()),
         "history": _history(estimator),
         **(metadata or {}),
@@ -71,6 +94,14 @@ def save(estimator, path: str | os.PathLike, *, scaling=None, metadata: dict | N
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def default_schema(estimator) -> DataSchema:
+    """The columns of a fitted estimator: its ``feature_names_in_``, or generated names."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return DataSchema(tuple(generated_names(int(estimator.n_features_in_))), named=False)
+    return DataSchema(tuple(str(n) for n in names))
+
+
 def _history(estimator) -> dict | None:
     """The fit's curve: a minibatch fit's per-epoch ``history_`` (loss, accuracy, val_loss,
     val_accuracy), else a full-batch solver's ``{"objective": J per iteration}``."""
@@ -83,19 +114,40 @@ def _history(estimator) -> dict | None:
 
 def _classes_array(classes: np.ndarray) -> np.ndarray:
     classes = np.asarray(classes)
-    if classes.dtype.kind in "biuf":
+    if classes.dtype.kind == "b":
+        raise ValueError("boolean class labels cannot be stored in a model file: fit on "
+                         "integer (y.astype(int)) or string labels")
+    if classes.dtype.kind in "iuf":
         return classes
     return classes.astype(str)  # object arrays of strings cannot be stored without pickle
 
 
 # -- loading ------------------------------------------------------------------------------------
 def load(path: str | os.PathLike):
-    """The fitted estimator stored in ``path``."""
-    return load_bundle(path)[0]
+    """What ``path`` holds, ready for raw features: the fitted estimator, or a scikit-learn
+    ``Pipeline([("scaling", FeatureScaler), ("model", estimator)])`` when the file holds the
+    scaling its features were trained behind (as files written by ``softmaxreg train`` do).
+
+    Named columns (a CSV header, DataFrame columns) come back as ``feature_names_in_`` of the
+    first step, so that a DataFrame is checked by scikit-learn as at fit time.
+    """
+    from sklearn.pipeline import Pipeline
+
+    estimator, scaling, meta = load_bundle(path)
+    schema = model_schema(meta)
+    names = list(schema.feature_names) if schema.named else None
+    if scaling is None:
+        if names is not None:
+            estimator.feature_names_in_ = np.asarray(names, dtype=object)
+        return estimator
+    return Pipeline([("scaling", FeatureScaler.from_scaling(scaling, names)),
+                     ("model", estimator)])
 
 
 def load_bundle(path: str | os.PathLike):
-    """``(estimator, scaling or None, metadata)`` from a model file, fully validated."""
+    """``(estimator, scaling or None, metadata)`` from a model file, fully validated. The
+    estimator takes the scaled features (and has no ``feature_names_in_``); the data's schema
+    is :func:`model_schema` of the metadata."""
     path = Path(path)
     members = read_model_npz(path)
     meta = _read_metadata(path, members)
@@ -103,25 +155,38 @@ def load_bundle(path: str | os.PathLike):
     return estimator, _read_scaling(path, members, estimator.n_features_in_), meta
 
 
+def model_schema(meta: dict) -> DataSchema:
+    """The columns the model of this (validated) metadata was trained on. Format 1 files kept
+    only the names of named columns, and the label column in the training settings."""
+    stored = meta.get("schema")
+    if stored is not None:
+        return DataSchema(tuple(stored["feature_names"]), stored["named"], stored["label"],
+                          stored.get("index_base"))
+    names = meta.get("feature_names")
+    label = (meta.get("training") or {}).get("label_column")
+    if names:
+        return DataSchema(tuple(names), True, label)
+    return DataSchema(tuple(generated_names(meta["n_features_in"])), False, label)
+
+
 def _fail(path: Path, problem: str) -> ModelFileError:
     return ModelFileError(f"{path}: {problem}")
 
 
 def _read_metadata(path: Path, members: dict[str, np.ndarray]) -> dict:
+    """The metadata JSON, checked against :data:`~softmaxreg.io.schema.MODEL` and for the
+    agreements between its fields."""
     raw = members.get("metadata")
     if raw is None or raw.dtype.kind != "U" or raw.shape != ():
         raise _fail(path, "not a softmaxreg model file (no metadata entry)")
-    text = str(raw)
-    if len(text) > _MAX_METADATA_BYTES:
-        raise _fail(path, "metadata entry is too large")
     try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"metadata is not valid JSON ({exc})") from None
+        meta = parse_json(str(raw), _MAX_METADATA_CHARS)
+    except SchemaError as exc:
+        raise _fail(path, f"metadata {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != "softmaxreg-model":
         raise _fail(path, "not a softmaxreg model file (wrong format tag)")
     version = meta.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise _fail(path, "metadata has no integer format_version")
     if version > FORMAT_VERSION:
         raise _fail(
@@ -129,7 +194,54 @@ def _read_metadata(path: Path, members: dict[str, np.ndarray]) -> dict:
             f"written in model format {version} by softmaxreg {meta.get('library_version')}; "
             f"this version reads format {FORMAT_VERSION} — upgrade softmaxreg",
         )
+    try:
+        check(meta, MODEL)
+        _check_agreement(meta)
+    except SchemaError as exc:
+        raise _fail(path, f"bad metadata: {exc}") from None
     return meta
+
+
+def _check_agreement(meta: dict) -> None:
+    """What the schema cannot say field by field: the fields that describe the same thing."""
+    sizes, kind = meta["layer_sizes"], meta["kind"]
+    if kind not in MODEL_KINDS:
+        raise SchemaError("kind", f"unknown model kind {kind!r}")
+    d = sizes[0]
+    if meta["n_features_in"] != d:
+        raise SchemaError("n_features_in", f"is {meta['n_features_in']}, but W[1] takes {d}")
+    for key in ("feature_names", "schema.feature_names"):
+        names = meta.get("schema", {}).get("feature_names") if "." in key else meta.get(key)
+        if names is not None:
+            if len(names) != d:
+                raise SchemaError(key, f"names {len(names)} features, the model takes {d}")
+            unique_names(names, key)
+    shape = meta.get("image_shape")
+    if shape is not None and shape[0] * shape[1] != d:
+        raise SchemaError("image_shape", f"{shape} does not hold the model's {d} features")
+    if (sizes[-1] == 1) != (meta["output"] == "sigmoid"):
+        raise SchemaError("layer_sizes", f"a {meta['output']} output of {sizes[-1]} units "
+                                         "(two classes: one sigmoid unit; more: softmax)")
+    _check_params(meta.get("params", {}), meta)
+
+
+def _check_params(params: dict, meta: dict) -> None:
+    """The estimator's parameters must describe the stored network."""
+    sizes = meta["layer_sizes"]
+    expected = {"dtype": (meta["dtype"], "auto")}
+    if meta["kind"] == "SoftmaxRegression":
+        if len(sizes) != 2:
+            raise SchemaError("layer_sizes", "softmax regression has no hidden layer")
+        expected["fit_intercept"] = (meta["fit_intercept"],)
+    else:
+        hidden = sizes[1:-1]
+        expected["hidden_layer_sizes"] = (hidden, *hidden[:1]) if len(hidden) == 1 else (hidden,)
+        if len(sizes) > 2:
+            expected["activation"] = (meta["activation"],)
+    for key, allowed in expected.items():
+        if key in params and params[key] not in allowed:
+            raise SchemaError(f"params.{key}", f"is {params[key]!r}, but the stored network "
+                                               f"has {allowed[0]!r}")
 
 
 def _expect(path: Path, ok: bool, problem: str) -> None:
@@ -138,13 +250,7 @@ def _expect(path: Path, ok: bool, problem: str) -> None:
 
 
 def _build_estimator(path: Path, meta: dict, members: dict[str, np.ndarray]):
-    kind = meta.get("kind")
-    _expect(path, isinstance(kind, str) and kind in MODEL_KINDS, f"unknown model kind {kind!r}")
-    sizes = meta.get("layer_sizes")
-    _expect(path, isinstance(sizes, list) and len(sizes) >= 2
-            and all(isinstance(s, int) and 0 < s < 2**31 for s in sizes), "bad layer_sizes")
-    _expect(path, meta.get("output") in ("softmax", "sigmoid"), "bad output layer")
-    _expect(path, meta.get("dtype") in ("float32", "float64"), "bad dtype")
+    sizes = meta["layer_sizes"]
     # the size the architecture implies is checked against the stored vector before the network
     # allocates it: layer_sizes [2**31 - 1, 2**31 - 1] must not ask for 37 exabytes
     n_params = sum(d_out * (d_in + 1) for d_in, d_out in zip(sizes[:-1], sizes[1:]))
@@ -153,27 +259,49 @@ def _build_estimator(path: Path, meta: dict, members: dict[str, np.ndarray]):
             and params.size == n_params, f"params must be a float vector of {n_params} values")
     _expect(path, bool(np.all(np.isfinite(params))), "params contain NaN or infinity")
     try:
-        net = NetworkSpec(tuple(sizes), meta.get("activation", "identity"), meta["output"],
-                          meta["dtype"], bool(meta.get("fit_intercept", True))).build(params)
+        net = NetworkSpec(tuple(sizes), meta["activation"], meta["output"], meta["dtype"],
+                          meta["fit_intercept"]).build(params)
     except (ValueError, TypeError) as exc:
         raise _fail(path, f"bad architecture ({exc})") from None
-    classes = members.get("classes")
-    n_classes = 2 if net.output == "sigmoid" else sizes[-1]
-    _expect(path, classes is not None and classes.ndim == 1 and classes.size == n_classes
-            and classes.dtype.kind in "biufU", f"classes must be a vector of {n_classes} labels")
-    _expect(path, meta.get("n_features_in") == sizes[0], "n_features_in does not match W[1]")
-
-    params_meta = meta.get("params", {})
-    _expect(path, isinstance(params_meta, dict), "estimator parameters must be a JSON object")
-    cls = MODEL_KINDS[kind]
+    bound, limit = _logit_bound(net), float(np.finfo(net.dtype).max) ** 0.5
+    _expect(path, bound <= limit, f"weights too large: inputs in [-1, 1] could reach logits of "
+                                  f"{bound:.3g} (at most {limit:.3g} keep predictions finite)")
+    classes = _check_classes(path, members.get("classes"),
+                             2 if net.output == "sigmoid" else sizes[-1])
+    cls = MODEL_KINDS[meta["kind"]]
     valid = cls().get_params()
-    names = meta.get("feature_names")
-    names = names if isinstance(names, list) and len(names) == sizes[0] else None
     try:  # what fit would check: C > 0, known solver, ...
-        return cls.from_network(net, classes, feature_names=names,
-                                **{k: _param(v) for k, v in params_meta.items() if k in valid})
+        return cls.from_network(net, classes, **{k: _param(v) for k, v in
+                                                 meta.get("params", {}).items() if k in valid})
     except (ValueError, TypeError) as exc:
         raise _fail(path, f"bad estimator parameters ({exc})") from None
+
+
+def _logit_bound(net: Network) -> float:
+    """An upper bound of |Z[L]| over inputs with every |x_j| ≤ 1, by interval arithmetic in
+    float64: |A[l]| ≤ |W[l]| |A[l-1]| + |b[l]|, and ≤ 1 after tanh or sigmoid (relu, leaky
+    relu and identity do not increase magnitudes). inf when it overflows."""
+    a = np.ones(net.layer_sizes[0])
+    with np.errstate(over="ignore", invalid="ignore"):
+        for l, (W, b) in enumerate(zip(net.W, net.b)):
+            a = np.abs(np.asarray(W, np.float64)) @ a + np.abs(np.asarray(b, np.float64))
+            if l < len(net.W) - 1 and net.activation in _BOUNDED:
+                a = np.minimum(a, 1.0)
+        bound = float(np.max(a))
+    return bound if np.isfinite(bound) else float("inf")
+
+
+def _check_classes(path: Path, classes, n_classes: int) -> np.ndarray:
+    """Class labels as the estimator keeps them: n_classes numbers or strings, unique and in
+    np.unique's order (predict maps output unit k to classes[k]); no NaN, no booleans."""
+    _expect(path, classes is not None and classes.ndim == 1 and classes.size == n_classes
+            and classes.dtype.kind in "iufU",
+            f"classes must be a vector of {n_classes} integer, float or string labels")
+    _expect(path, classes.dtype.kind != "f" or bool(np.all(np.isfinite(classes))),
+            "classes contain NaN or infinity")
+    _expect(path, np.array_equal(np.unique(classes), classes),
+            f"classes must be unique and sorted, got {classes.tolist()[:10]}")
+    return classes
 
 
 def _param(value):
@@ -184,8 +312,6 @@ def _read_scaling(path: Path, members: dict[str, np.ndarray], n_features: int):
     state = {k.split(".", 1)[1]: v for k, v in members.items() if k.startswith("scaling.")}
     if not state:
         return None
-    from .preprocessing import Scaling
-
     try:
         scaling = Scaling.from_state(state)
     except (ValueError, KeyError, TypeError) as exc:

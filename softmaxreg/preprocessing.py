@@ -1,7 +1,9 @@
 """Feature scaling, fitted on the training set and stored with the model.
 
 Every method is the same per-feature affine map ``X' = (X - mean) / scale`` with ``mean`` and
-``scale`` of shape (d,); the methods differ only in how they choose them.
+``scale`` of shape (d,); the methods differ only in how they choose them. :class:`Scaling` is
+the map itself; :class:`FeatureScaler` is its scikit-learn face, the first step of the
+``Pipeline`` that :func:`softmaxreg.load` returns for a model file with a stored scaling.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import DTypeLike, NDArray
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .exceptions import DataError
 
-__all__ = ["Moments", "Scaling"]
+__all__ = ["FeatureScaler", "Moments", "Scaling"]
 
-METHODS = ("auto", "none", "unit", "standard")
+METHODS = ("auto", "none", "unit", "standard", "maxabs")
 _PIXEL_MAX = 255.0
 _CHUNK_ROWS = 4096  # rows per pass when computing statistics, to bound temporary memory
 _STATE_KEYS = ("mean", "method", "scale")
@@ -31,8 +35,12 @@ class Scaling:
     Methods: ``"unit"`` divides 8-bit pixel intensities by 255 (mean 0, scale 255), mapping
     [0, 255] to [0, 1]; ``"standard"`` uses each feature's mean and population standard
     deviation (ddof=0, as scikit-learn's StandardScaler), with scale 1 for constant features;
-    for sparse X it only scales (mean 0) so that X stays sparse; ``"none"`` is the identity;
-    ``"auto"`` resolves at fit time to "unit" for pixel data and "standard" otherwise.
+    for sparse X it only scales (mean 0) so that X stays sparse; ``"maxabs"`` divides each
+    feature by its largest |x| (scikit-learn's MaxAbsScaler: values in [-1, 1], zeros stay
+    zeros); ``"none"`` is the identity; ``"auto"`` resolves at fit time to "unit" for pixel
+    data, "maxabs" for sparse data (svmlight: dividing a rare feature by its tiny standard
+    deviation gives values of 30 or more, and L-BFGS stops unconverged) and "standard"
+    otherwise.
     """
 
     def __init__(self, method: str = "auto") -> None:
@@ -56,17 +64,19 @@ class Scaling:
         """Choose ``mean`` and ``scale`` (d,) from the training features X (n, d)."""
         X = _check_matrix(X)
         moments = Moments(X.shape[1])
-        if self._resolve(pixels) == "standard":  # the other methods need only d
+        if self._resolve(pixels, sp.issparse(X)) in ("standard", "maxabs"):  # others: d only
             moments.update(X)
         return self.fit_moments(moments, pixels)
 
     def fit_moments(self, moments: Moments, pixels: bool = False) -> Scaling:
         """Choose ``mean`` and ``scale`` (d,) from statistics gathered chunk by chunk: after
         ``moments.update(X_c)`` for every chunk X_c of X, the same as ``fit(X, pixels)``."""
-        resolved = self._resolve(pixels)
+        resolved = self._resolve(pixels, moments.sparse)
         d = moments.n_features
         if resolved == "standard":
             mean, scale = moments.standard()
+        elif resolved == "maxabs":
+            mean, scale = np.zeros(d), moments.maxabs()
         elif resolved == "unit":
             mean, scale = np.zeros(d), np.full(d, _PIXEL_MAX)
         else:
@@ -86,10 +96,10 @@ class Scaling:
             raise ValueError(f"dtype must be a floating-point type, got {dtype}")
         if sp.issparse(X):
             return _transform_sparse(X, mean, scale, dtype)
-        with np.errstate(over="ignore"):
-            out = np.array(X, dtype=dtype)  # always a copy: the caller's X is never modified
+        with np.errstate(over="ignore"):  # always a C-ordered copy: the caller's X is never
+            out = np.array(X, dtype=dtype, order="C")  # modified, and BLAS sees one layout
         if not _survives(out, X, mean, scale):  # e.g. float64 features of 1e200 or 1e-300
-            return ((X - mean) / scale).astype(dtype)
+            return ((X - mean) / scale).astype(dtype, order="C")
         if mean.any():
             out -= mean.astype(dtype)
         if (scale != 1).any():
@@ -124,13 +134,68 @@ class Scaling:
         scaling.resolved, scaling.mean, scaling.scale = method, mean, scale
         return scaling
 
-    def _resolve(self, pixels: bool) -> str:
-        return ("unit" if pixels else "standard") if self.method == "auto" else self.method
+    def _resolve(self, pixels: bool, sparse: bool = False) -> str:
+        if self.method != "auto":
+            return self.method
+        return "unit" if pixels else "maxabs" if sparse else "standard"
 
     def _fitted(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         if self.mean is None or self.scale is None:
             raise ValueError("this Scaling is not fitted yet: call fit(X, pixels) first")
         return self.mean, self.scale
+
+
+class FeatureScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """A :class:`Scaling` as a scikit-learn transformer: ``transform(X)`` is
+    ``Scaling.transform(X, dtype)``, shapes (n, d) -> (n, d), with scikit-learn's checks of the
+    number of features and, when fitted on named columns (a DataFrame, a model file's schema),
+    of their names (``feature_names_in_``).
+
+    ``method`` and ``pixels`` are :meth:`Scaling.fit`'s; ``dtype`` is the float type of the
+    output (float32, what the command line feeds its models).  A model file's scaling comes
+    back fitted through :meth:`from_scaling`; ``get_state`` is the stored state, which
+    :func:`softmaxreg.to_onnx` reads.
+    """
+
+    def __init__(self, method: str = "auto", pixels: bool = False, dtype: str = "float32"):
+        self.method = method
+        self.pixels = pixels
+        self.dtype = dtype
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = [np.dtype(self.dtype).name]
+        return tags
+
+    def fit(self, X, y=None) -> FeatureScaler:
+        """Fit the scaling on the training features X (n, d)."""
+        X = validate_data(self, X, accept_sparse="csr", dtype="numeric", reset=True)
+        self.scaling_ = Scaling(self.method).fit(X, pixels=self.pixels)
+        return self
+
+    def transform(self, X):
+        """``(X - mean) / scale`` (n, d) in ``dtype``; a CSR matrix for sparse X."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", dtype="numeric", reset=False)
+        return self.scaling_.transform(X, self.dtype)
+
+    def get_state(self) -> dict[str, NDArray[Any]]:
+        """The fitted scaling's state (:meth:`Scaling.get_state`)."""
+        check_is_fitted(self)
+        return self.scaling_.get_state()
+
+    @classmethod
+    def from_scaling(cls, scaling: Scaling, feature_names=None,
+                     dtype: str = "float32") -> FeatureScaler:
+        """A fitted transformer applying ``scaling``, with ``feature_names_in_`` when the
+        columns had names."""
+        scaler = cls(scaling.method, dtype=dtype)
+        scaler.scaling_ = scaling
+        scaler.n_features_in_ = scaling.n_features
+        if feature_names is not None:
+            scaler.feature_names_in_ = np.asarray(list(feature_names), dtype=object)
+        return scaler
 
 
 def _check_matrix(X: Matrix) -> Matrix:
@@ -216,6 +281,14 @@ class Moments:
         scale[(self.low == self.high) | (scale == 0)] = 1.0
         center = np.zeros_like(self.mean) if self.sparse else self.mean * self.unit
         return center, scale
+
+    def maxabs(self) -> NDArray[np.float64]:
+        """The largest |x| of each feature (d,), 1 for a feature that is always 0."""
+        if self.n == 0:
+            raise DataError("no rows to compute the scaling statistics from")
+        scale = np.maximum(np.abs(self.low), np.abs(self.high))
+        scale[scale == 0] = 1.0
+        return scale
 
 
 def _dense_moments(X: NDArray[Any], unit: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:

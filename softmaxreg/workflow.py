@@ -25,7 +25,7 @@ from .estimators import MINIBATCH_SOLVERS, SoftmaxNetwork, SoftmaxRegression
 from .exceptions import DataError, ModelFileError
 from .gradcheck import LayerError, gradcheck, random_problem
 from .io import Dataset, data_fingerprint, load_dataset
-from .persistence import load_bundle, save
+from .persistence import load_bundle, model_schema, save
 from .preprocessing import Scaling
 
 TARGET_STEPS = 5000  # "auto" epochs: about this many minibatch steps, within [15, 200] epochs
@@ -53,6 +53,8 @@ class TrainSettings:
     early_stopping: bool = False
     scale: str = "auto"
     label_column: str | None = None
+    header: str = "auto"  # CSV: whether the first row is a header (auto, yes, no)
+    empty: str = "error"  # CSV: an empty feature cell is an error, or its row is dropped, or 0
     test_fraction: float = 0.25
     data_dir: str | None = None
     progress: bool = True
@@ -71,9 +73,10 @@ class Split:
 def split_dataset(ds: Dataset, settings: TrainSettings) -> Split:
     """The source's own test split (or ``--test``), else a stratified hold-out; then validation."""
     X, y = ds.X, np.asarray(ds.y)
-    if settings.test is not None:
+    if settings.test is not None:  # its columns matched to the training data's by name
         test = load_dataset(settings.test, label_column=settings.label_column,
-                            data_dir=settings.data_dir)
+                            data_dir=settings.data_dir, schema=ds.schema,
+                            **_csv_options(settings.test, settings))
         X_test, y_test = test.X, np.asarray(test.y)
     elif ds.X_test is not None:
         X_test, y_test = ds.X_test, np.asarray(ds.y_test)
@@ -180,7 +183,7 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
         raise ValueError("--dask and checkpoints do not go together: a distributed fit "
                          "survives lost workers by itself")
     ds = load_dataset(settings.dataset, label_column=settings.label_column,
-                      data_dir=settings.data_dir)
+                      data_dir=settings.data_dir, **_csv_options(settings.dataset, settings))
     split = split_dataset(ds, settings)
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
     X_train = scaling.transform(split.X_train)
@@ -202,7 +205,7 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
                                 "log_loss": history.val_loss[-1]}
     if out is not None:
         _save_run(out, estimator, scaling, report, ds.image_shape, _run_settings(settings),
-                  data_sha256=data_fingerprint(split.X_train, split.y_train))
+                  schema=ds.schema, data_sha256=data_fingerprint(split.X_train, split.y_train))
     return TrainResult(estimator, scaling, report, ds)
 
 
@@ -213,9 +216,11 @@ def _report(dataset: str, settings: TrainSettings, estimator, seconds: float, tr
             "train": train}
 
 
-def _save_run(out, estimator, scaling, report: dict, image_shape, training: dict, **extra):
-    """The model file of a run: the estimator, its scaling, the settings and the report."""
-    save(estimator, out, scaling=scaling, metadata={
+def _save_run(out, estimator, scaling, report: dict, image_shape, training: dict, *,
+              schema=None, **extra):
+    """The model file of a run: the estimator, its scaling, the data's schema (columns and
+    label, see :class:`~softmaxreg.io.DataSchema`), the settings and the report."""
+    save(estimator, out, scaling=scaling, schema=schema, metadata={
         "dataset": report["dataset"], "image_shape": image_shape, "training": training,
         "metrics": {k: report[k] for k in ("train", "validation", "test") if k in report},
         "fit_seconds": report["fit_seconds"], **extra})
@@ -316,20 +321,43 @@ def resume_settings(path: str | Path, progress: bool = True) -> TrainSettings:
     return TrainSettings(**stored, progress=progress)
 
 
-def evaluate(model_path, dataset: str, *, label_column=None, data_dir=None) -> dict:
-    """Metrics of a saved model on a data set's test part (see :func:`_evaluation_part`)."""
+def evaluate(model_path, dataset: str, *, label_column=None, data_dir=None,
+             header: str = "auto", empty: str = "error") -> dict:
+    """Metrics of a saved model on a data set's test part (see :func:`_evaluation_part`).
+
+    The data's columns are matched to the model's by name (see :func:`_evaluation_part`);
+    ``header`` and ``empty`` are :func:`softmaxreg.io.read_csv`'s, for CSV files.
+    """
     estimator, scaling, meta = load_bundle(model_path)
-    X, y = _evaluation_part(dataset, meta, label_column, data_dir)
+    X, y = _evaluation_part(dataset, meta, label_column, data_dir, header=header, empty=empty)
     return metrics(estimator, _features_for(estimator, scaling, X), y)
 
 
-def _evaluation_part(dataset: str, meta: dict, label_column=None, data_dir=None):
+def _csv_options(spec, settings) -> dict:
+    """The CSV reading options of ``settings`` when ``spec`` is a CSV file (other sources
+    refuse them)."""
+    if Path(str(spec)).suffix.lower() not in (".csv", ".tsv"):
+        return {}
+    return {"header": settings.header, "empty": settings.empty}
+
+
+def _evaluation_part(dataset: str, meta: dict, label_column=None, data_dir=None, *,
+                     header: str = "auto", empty: str = "error"):
     """The data set's test split; for the training data set without one, the same hold-out as
-    in training, so that a model is never scored on the rows it was fitted to; else all rows."""
-    ds = load_dataset(dataset, label_column=label_column, data_dir=data_dir)
+    in training, so that a model is never scored on the rows it was fitted to; else all rows.
+
+    Its features come in the model's order, matched by name to the columns it was trained on
+    (:func:`softmaxreg.persistence.model_schema`), whose label column is used unless
+    ``label_column`` names another.
+    """
+    training = meta.get("training") or {}
+    if (header, empty) == ("auto", "error") and training.get("dataset") == dataset:
+        header, empty = training.get("header", header), training.get("empty", empty)
+    options = {"header": header, "empty": empty} if (header, empty) != ("auto", "error") else {}
+    ds = load_dataset(dataset, label_column=label_column, data_dir=data_dir,
+                      schema=model_schema(meta), **options)
     if ds.X_test is not None:
         return ds.X_test, ds.y_test
-    training = meta.get("training") or {}
     if training.get("dataset") == dataset and training.get("test") is None:
         settings = TrainSettings(seed=int(training.get("seed", 0)),
                                  test_fraction=float(training.get("test_fraction", 0.25)))
@@ -450,7 +478,8 @@ def _data_figures(estimator, scaling, meta: dict, model: str, dataset, data_dir)
     training data set, whose failure to load then skips both instead of failing the rest)."""
     from . import plots
 
-    named = dataset or meta.get("dataset")
+    # the training data set as it was given (a CSV's path; "dataset" holds only its name)
+    named = dataset or (meta.get("training") or {}).get("dataset") or meta.get("dataset")
     if not named:
         return dict.fromkeys(FIGURES[2:], "no data set to score: give one with --dataset")
     try:
@@ -500,14 +529,23 @@ def _read_history(path: Path) -> dict:
     return history
 
 
+_DENSE_CELLS = 2**26  # sparse rows given to a centring scaling are made dense up to this size
+
+
 def _features_for(estimator, scaling, X):
+    """The rows X (n, d) as the model takes them: through its stored scaling. Sparse rows
+    (svmlight) for a model whose scaling centres its features are made dense when small."""
     if X.shape[1] != estimator.n_features_in_:
         raise DataError(f"the data have {X.shape[1]} features, but the model was trained "
                         f"with {estimator.n_features_in_}")
+    if scaling is not None and hasattr(X, "toarray") and np.any(scaling.mean) \
+            and X.shape[0] * X.shape[1] <= _DENSE_CELLS:
+        X = X.toarray()
     return scaling.transform(X) if scaling is not None else X
 
 
-def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None) -> dict:
+def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
+            header: str = "auto", empty: str = "error") -> dict:
     """Top-k classes and probabilities for a data file or for images of digits."""
     from .images import load_images
 
@@ -515,8 +553,11 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None)
     image_suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
     if all(Path(p).suffix.lower() in image_suffixes for p in inputs):
         X, names = load_images(inputs), list(inputs)
-    elif len(inputs) == 1:
-        ds = load_dataset(inputs[0], label_column=label_column)
+    elif len(inputs) == 1:  # columns matched to the model's by name; the label column optional
+        options = {"header": header, "empty": empty} if (header, empty) != ("auto",
+                                                                            "error") else {}
+        ds = load_dataset(inputs[0], label_column=label_column, schema=model_schema(meta),
+                          require_labels=False, **options)
         X, names = ds.X, [str(i) for i in range(ds.X.shape[0])]
     else:
         raise DataError("give one data file, or one or more images (.png, .jpg)")

@@ -607,7 +607,7 @@ FOUND = {
                                "classes": b"\x00" * 9}, False), "not a .npy array"),
     "model: layer_sizes [2^31-1, 2^31-1] (the network allocated before the check)":
         ("model file", _with_meta(lambda m, a: m.update(layer_sizes=[2**31 - 1, 2**31 - 1])),
-         "params must be a float vector of 4611686016279904256"),
+         r"n_features_in: is 4, but W\[1\] takes 2147483647"),  # (the schema's check, first)
     "model: estimator parameters not a JSON object (AttributeError)":
         ("model file", _with_meta(lambda m, a: m.update(params=1.5)), "must be a JSON object"),
     "model: invalid estimator parameters accepted (C = -1)":

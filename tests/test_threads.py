@@ -73,3 +73,21 @@ def test_a_failed_assertion_in_a_thread_fails_the_test():
     with pytest.raises(AssertionError, match="seen in the thread"):
         run_in_threads(lambda: None, wrong)
 
+
+
+def test_a_worker_thread_can_limit_after_the_main_thread_did():
+    """threadpoolctl 3.8 gives control of OpenBLAS to the first thread that sets its threads
+    and silently ignores every other thread: a limit the main thread once took (any L-BFGS fit
+    takes one) must not make the limits of later worker threads no-ops."""
+    before = _blas_threads()
+    with one_blas_thread():
+        pass
+    seen = {}
+
+    def worker():
+        with one_blas_thread():
+            seen["inside"] = set(_blas_threads().values())
+
+    run_in_threads(worker)
+    assert seen["inside"] == {1}
+    assert _blas_threads() == before

@@ -90,6 +90,7 @@ NETWORK, OBJECTIVE, OPTIM, SOLVERS = ("softmaxreg/network.py", "softmaxreg/objec
 TRAINING, ESTIMATORS, WORKFLOW = ("softmaxreg/training.py", "softmaxreg/estimators.py",
                                   "softmaxreg/workflow.py")
 PERSISTENCE, CHECKPOINT = "softmaxreg/persistence.py", "softmaxreg/checkpoint.py"
+THREADS = "softmaxreg/_threads.py"
 IDX, TABULAR, NPZ = "softmaxreg/io/idx.py", "softmaxreg/io/tabular.py", "softmaxreg/io/npz.py"
 
 MUTATIONS: list[Mutation] = [
@@ -105,10 +106,13 @@ MUTATIONS: list[Mutation] = [
       "return self.X[rows].toarray()\n", "sparse minibatches are made dense"),
     M("train-same-permutation", TRAINING, "epoch_permutation(n, config.seed, epoch)",
       "epoch_permutation(n, config.seed, 0)", "every epoch visits the rows in the same order"),
-    M("threads-restored-early", "softmaxreg/_threads.py",
-      "if entry[0] == 0:\n                    c.set_num_threads(entry[1])",
-      "if entry[0] <= 1:\n                    c.set_num_threads(entry[1])",
+    M("threads-restored-early", THREADS,
+      "if entry[0] == 0:\n                    _set_num_threads(c, entry[1])",
+      "if entry[0] <= 1:\n                    _set_num_threads(c, entry[1])",
       "the first of two overlapping BLAS limits to end restores the threads for both"),
+    M("threads-control-kept", THREADS,
+      'release = getattr(type(controller), "clear_controlling_thread", None)', "release = None",
+      "threadpoolctl's controlling thread kept: BLAS limits of other threads are ignored"),
     # -- functional: the math of the notes ------------------------------------------------------
     M("fn-softmax-unshifted", FUNCTIONAL, "E = xp.exp(Z - _row_max(Z, xp))", "E = xp.exp(Z)",
       "softmax without the max shift (overflow for large logits)"),
@@ -152,7 +156,7 @@ MUTATIONS: list[Mutation] = [
       "the full-batch gradient penalises the intercepts too"),
     M("obj-batch-penalty-dropped", OBJECTIVE, "net.add_penalty_grad(l2)", "pass",
       "minibatch steps without the penalty's gradient"),
-    M("obj-block-weight-dropped", OBJECTIVE, "loss += m * J_B", "loss += J_B",
+    M("obj-block-weight-dropped", OBJECTIVE, "loss += m * (J_B", "loss += (J_B",
       "full-batch sums over row blocks forget each block's weight"),
     # -- optimisers and schedules ----------------------------------------------------------------
     M("optim-sgd-ascent", OPTIM, "v -= lr * grads", "v += lr * grads",
