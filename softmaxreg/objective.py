@@ -139,15 +139,12 @@ class MemoryRows(Rows):
         self.total_weight = float(self.n if self.s is None else self.s.sum())
         self.block_rows = block_rows
         self._buffer = None
+        self.on_host = self.sparse or isinstance(X, np.ndarray)  # else: on X's device
         self.device = None if self.on_host else device(X)
         self._y = self.y if self.on_host else asarray(self.y, X)
         self._wide = widest_float(self.xp, self.device)  # what sums are kept in
         self._s = (self.s if self.on_host or self.s is None
                    else asarray(self.s, X, self._wide))
-
-    @property
-    def on_host(self) -> bool:
-        return self.sparse or isinstance(self.X, np.ndarray)
 
     @property
     def xp(self):
