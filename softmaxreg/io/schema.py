@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..activations import ACTIVATIONS
+from ..preprocessing import METHODS as SCALINGS
 
 MAX_DEPTH = 16  # nesting of any JSON document read (the files' own need 4)
 MAX_SIZE = 2**31 - 1  # a layer's width, a feature count: what an index of the arrays can be
@@ -300,7 +301,7 @@ TRAINING_FIELDS: dict[str, Spec] = {
     "seed": Int(0, 2**32 - 1),
     "val_fraction": Real(0.0, 1.0),
     "early_stopping": Bool(),
-    "scale": Text(("auto", "none", "unit", "standard")),
+    "scale": Text(SCALINGS),
     "label_column": LABEL_COLUMN,
     "header": Text(("auto", "yes", "no")),
     "empty": Text(("error", "drop", "zero")),

@@ -219,10 +219,10 @@ class CsvTable:
         else:
             self.label = self._schema_label(columns, schema)
         if self.label is None and require_labels:
-            held = f"the model's label column was {schema.label!r}; " if schema and \
+            held = f" (the model's was {schema.label!r})" if schema and \
                 schema.label is not None else ""
-            raise DataError(f"{self.path} has no label column ({held}name it as the label "
-                            "column)")
+            raise DataError(f"{self.path} has no label column{held}, and scoring needs the "
+                            "labels: name the column that holds them (--label-column)")
         self._settle_features([j for j in columns if j != self.label], schema)
         if self.label is not None:
             self.label_name = names[self.label] if names else columns.index(self.label)
