@@ -38,11 +38,13 @@ goes on with a :class:`WorkerLostWarning`.  If no worker is left for ``worker_ti
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,8 +54,9 @@ from .exceptions import SoftmaxRegError
 from .network import Network, NetworkSpec
 from .objective import MemoryRows, Rows
 
-__all__ = ["ClusterError", "WorkerLostWarning", "connect", "as_dask_array", "is_dask_collection",
-           "scan", "DaskData", "DaskRows", "map_rows"]
+__all__ = ["ClusterError", "WorkerLostWarning", "connect", "check_address", "machine_cores",
+           "available_memory", "as_dask_array", "is_dask_collection", "scan", "DaskData",
+           "DaskRows", "map_rows"]
 
 CONNECT_TIMEOUT_S = 10.0
 WORKER_TIMEOUT_S = 60.0  # how long an evaluation waits with no worker at all before failing
@@ -83,26 +86,22 @@ def is_dask_collection(obj) -> bool:
 def connect(address: str, timeout: float | None = None) -> Iterator:
     """A ``dask.distributed.Client`` for ``address``, closed (with its cluster) on exit.
 
-    ``local:N`` starts a LocalCluster of N single-threaded worker processes on 127.0.0.1;
+    ``local:N`` starts a LocalCluster of N single-threaded worker processes on 127.0.0.1 (N
+    at most this machine's cores, and as many as its memory holds: :func:`check_address`);
     ``tcp://HOST:PORT`` (or ``tls://…``) joins a running scheduler, which must answer within
     ``timeout`` seconds (default ``CONNECT_TIMEOUT_S``), else :class:`ClusterError`.
     """
     from dask.distributed import Client, LocalCluster
 
     timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
-    address = address.strip()
+    address = check_address(address)
     if address.startswith("local:"):
-        n = address.removeprefix("local:")
-        if not n.isdigit() or int(n) < 1:
-            raise ValueError(f"--dask local:N needs a positive number of workers, got {address!r}")
-        cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
+        n = int(address.removeprefix("local:"))
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address="127.0.0.1:0")
         with cluster, Client(cluster) as client:
             yield client
         return
-    if "://" not in address:
-        raise ValueError(f"unknown Dask address {address!r}: expected local:N or "
-                         "tcp://HOST:PORT")
     try:
         client = Client(address, timeout=timeout)
     except (OSError, TimeoutError) as exc:
@@ -110,6 +109,60 @@ def connect(address: str, timeout: float | None = None) -> Iterator:
                            f"({exc}); is `dask scheduler` running there?") from exc
     with client:
         yield client
+
+
+LOCAL_WORKER_BYTES = 256 * 2**20  # the least a local worker process takes (Python, NumPy, Dask)
+
+
+def check_address(address: str) -> str:
+    """``address`` stripped, if it is ``local:N`` with 1 ≤ N ≤ :func:`machine_cores` and N
+    workers of :data:`LOCAL_WORKER_BYTES` in :func:`available_memory`, or a ``scheme://``
+    address; else ValueError saying why (``local:1000`` on a 2-core machine would start a
+    thousand processes)."""
+    address = address.strip()
+    if not address.startswith("local:"):
+        if "://" not in address:
+            raise ValueError(f"unknown Dask address {address!r}: expected local:N or "
+                             "tcp://HOST:PORT")
+        return address
+    n = address.removeprefix("local:")
+    if not n.isdigit() or int(n) < 1:
+        raise ValueError(f"local:N needs a positive number of workers, got {address!r}")
+    cores, memory = machine_cores(), available_memory()
+    most = cores if memory is None else min(cores, max(1, memory // LOCAL_WORKER_BYTES))
+    if int(n) > most:
+        held = "" if memory is None else f" and {memory / 2**30:.1f} GiB of memory available"
+        raise ValueError(f"local:{int(n)} asks for {int(n)} worker processes, but this machine "
+                         f"has {cores} CPU core{'s' * (cores != 1)}{held}: use local:{most} at "
+                         "most")
+    return address
+
+
+def machine_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take, as far as the system says (Linux: the
+    kernel's MemAvailable, within a cgroup's limit); None where it does not say."""
+    found = []
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo") as meminfo:
+            found += [int(line.split()[1]) * 1024 for line in meminfo
+                      if line.startswith("MemAvailable:")]
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit != "max":
+            found.append(max(0, int(limit) - int(used)))
+    if not found:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return min(found) if found else None
 
 
 def as_dask_array(X, client=None, chunks_per_worker: int = 2):

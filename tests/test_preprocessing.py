@@ -57,13 +57,29 @@ def test_none_is_an_identity_copy(X):
 def test_sparse_standard_only_scales_like_standard_scaler_without_mean():
     X = sp.random(300, 8, density=0.2, format="csr", random_state=2) * 10.0
     X = sp.csr_matrix(X.toarray() + np.where(X.toarray() != 0, 5.0, 0.0))  # nonzero means
-    scaling = Scaling().fit(X)
+    scaling = Scaling("standard").fit(X)
     reference = StandardScaler(with_mean=False).fit(X)
     np.testing.assert_allclose(scaling.scale, reference.scale_, rtol=1e-10)
     assert not scaling.mean.any()
     out = scaling.transform(X, dtype=np.float64)
     assert sp.issparse(out) and out.format == "csr" and out.nnz == X.nnz
     np.testing.assert_allclose(out.toarray(), reference.transform(X).toarray(), rtol=1e-10)
+
+
+def test_sparse_auto_is_maxabs_like_max_abs_scaler_and_stays_sparse():
+    """A rare sparse feature divided by its standard deviation reaches values of 30 or more
+    (L-BFGS then stops unconverged); "auto" divides sparse features by their largest |x|."""
+    from sklearn.preprocessing import MaxAbsScaler
+
+    X = sp.random(300, 8, density=0.05, format="csr", random_state=5) * -7.0
+    X = sp.csr_matrix(X.toarray() * (np.arange(8) != 3))  # always 0: keeps scale 1
+    scaling = Scaling().fit(X)
+    assert scaling.resolved == "maxabs" and not scaling.mean.any()
+    np.testing.assert_allclose(scaling.scale, MaxAbsScaler().fit(X).scale_, rtol=1e-12)
+    out = scaling.transform(X, dtype=np.float64)
+    assert sp.issparse(out) and out.nnz == X.nnz
+    np.testing.assert_allclose(out.toarray(), MaxAbsScaler().fit_transform(X).toarray())
+    assert Scaling.from_state(scaling.get_state()).resolved == "maxabs"
 
 
 def test_sparse_unit_divides_by_255():

@@ -7,6 +7,7 @@ all is abandoned for the next), and only a verified file enters the cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -87,13 +88,44 @@ def load_mnist(data_dir: PathLike | None = None, *, cache_dir: PathLike | None =
         arrays = {f.stem: _read_verified(require_idx_file(folder, f.stem), f) for f in _MNIST_FILES}
     else:  # a mirror that fails once is abandoned for the remaining files
         cache, urls, failures = _mnist_cache(cache_dir), _mirror_urls(mirrors), {}
-        arrays = {f.stem: _cached_or_downloaded(f, cache, urls, failures, progress)
-                  for f in _MNIST_FILES}
+        with _cleaned_up(cache):
+            arrays = {f.stem: _cached_or_downloaded(f, cache, urls, failures, progress)
+                      for f in _MNIST_FILES}
     return Dataset(X=arrays["train-images-idx3-ubyte"].reshape(60000, 784),
                    y=arrays["train-labels-idx1-ubyte"],
                    X_test=arrays["t10k-images-idx3-ubyte"].reshape(10000, 784),
                    y_test=arrays["t10k-labels-idx1-ubyte"],
                    name="mnist", pixels=True, image_shape=(28, 28))
+
+
+def mnist_folder(data_dir: PathLike | None = None, *, cache_dir: PathLike | None = None,
+                 mirrors: Sequence[str] | str | None = None, progress: bool = True) -> Path:
+    """The folder that holds MNIST's four IDX files, found as :func:`load_mnist` finds them:
+    ``data_dir``, else ``SOFTMAXREG_DATA``, else the cache folder, into which whatever is
+    missing is first downloaded and verified (what streaming reads from)."""
+    folder = data_dir if data_dir is not None else os.environ.get("SOFTMAXREG_DATA") or None
+    if folder is not None:
+        if not Path(folder).is_dir():
+            raise DataError(f"MNIST folder {Path(folder)} does not exist")
+        return Path(folder)
+    cache = _mnist_cache(cache_dir)
+    if not all((cache / f"{f.stem}.gz").is_file() for f in _MNIST_FILES):
+        load_mnist(cache_dir=cache_dir, mirrors=mirrors, progress=progress)
+    return cache
+
+
+@contextmanager
+def _cleaned_up(cache: Path) -> Iterator[None]:
+    """Remove the folders made for the cache (pooch makes them before it downloads) when
+    nothing could be put in them: a failed download leaves no empty cache folder."""
+    made = [folder for folder in (cache, *cache.parents) if not folder.exists()]
+    try:
+        yield
+    except BaseException:
+        for folder in made:  # the deepest first
+            with contextlib.suppress(OSError):  # not empty, or already gone
+                folder.rmdir()
+        raise
 
 
 def _read_verified(path: Path, spec: _MnistFile, source: str | None = None) -> NDArray[Any]:
@@ -165,7 +197,13 @@ def _download(spec: _MnistFile, path: Path, mirrors: list[str], failures: dict[s
             raise DataError(f"cannot write MNIST into the cache folder {path.parent}: {exc}; "
                             "choose another with cache_dir= or SOFTMAXREG_CACHE") from exc
     reasons = "\n".join(f"  {mirror}: {failures[mirror]}" for mirror in mirrors)
-    raise DataError(f"could not download MNIST's {path.name} from any mirror:\n{reasons}")
+    names = ", ".join(f"{f.stem}.gz" for f in _MNIST_FILES)
+    raise DataError(
+        f"could not download MNIST's {path.name} from any mirror:\n{reasons}\n"
+        f"Without a connection, put MNIST's four files ({names}; plain or gzipped) in a folder "
+        "and either name it with --data-dir FOLDER (data_dir= in Python), or set the "
+        f"environment variable SOFTMAXREG_DATA=FOLDER, or copy the files into the cache "
+        f"folder {path.parent}.")
 
 
 def _download_from(url: str, spec: _MnistFile, path: Path, progress: bool) -> NDArray[Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import struct
 import tempfile
 import zipfile
@@ -184,18 +185,50 @@ def read_model_npz(path: Path, what: str = "model file") -> dict[str, NDArray[An
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and a rename:
+    ``path`` holds either its old content or all of the new, never a part.
+
+    The file gets the mode an ordinary ``open(path, "w")`` would give it: a file it replaces
+    keeps its mode, a new one gets 0o666 less the umask (0644 under umask 022), not the 0600 of
+    ``tempfile.mkstemp``.  A missing folder or a folder in place of ``path`` is an OSError that
+    names ``path``, not the temporary file.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    folder = path.parent
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc, kernel 4.7+);
+    elsewhere set and restored at once, as there is no other way to read it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def json_safe(value: Any) -> Any:
