@@ -1,6 +1,6 @@
 """Our estimators on PyTorch tensors (array-API dispatch) against the tools of the same device.
 
-    python benchmarks/array_api.py --data ../shared/data/mnist                 # cpu, and cuda if any
+    python benchmarks/array_api.py --data ../shared/data/mnist        # cpu, and cuda if any
     python benchmarks/array_api.py --device cuda --reps 5 --only epoch
 
 Per device (``--device``; by default the CPU, and CUDA wherever ``torch.cuda.is_available()``):
@@ -67,7 +67,7 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
-# -- exact fit --------------------------------------------------------------------------------------
+# -- exact fit -------------------------------------------------------------------------------------
 def bench_exact(data, device: str, reps: int, fs: float) -> dict:
     X, y = data[0], data[1]
     Xd, yd = torch.asarray(X, device=device), torch.asarray(y, device=device)
@@ -100,7 +100,7 @@ def bench_exact(data, device: str, reps: int, fs: float) -> dict:
             "target_speedup": 10}
 
 
-# -- network epoch -----------------------------------------------------------------------------------
+# -- network epoch ---------------------------------------------------------------------------------
 def torch_epoch(model, opt, Xt, yt, batch_size: int, seed: int) -> None:
     """PyTorch's usual loop on the device: a shuffled index (moved there once), then slices."""
     g = torch.Generator().manual_seed(seed)
@@ -147,7 +147,7 @@ def bench_epoch(data, device: str, reps: int) -> dict:
             "target_ratio": 1.2}
 
 
-# -- report -----------------------------------------------------------------------------------------
+# -- report ----------------------------------------------------------------------------------------
 def markdown(results: dict) -> str:
     env = results["environment"]
     lines = [f"Run {env['date']} on {env['cpu']} ({env['cores']} cores, {env['threads']} threads); "

@@ -27,7 +27,6 @@ from array_api_compat import device as _device_of
 from array_api_compat import numpy as _compat_numpy
 
 
-
 class _NumPy:
     """NumPy's main namespace — an array-API namespace since NumPy 2 (np.astype, np.concat, …) —
     with the reductions and the cast that the math calls at every step bound to NumPy's C

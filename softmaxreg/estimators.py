@@ -360,7 +360,8 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         frequencies, H(p) = −Σ_k p_k log p_k: the fit stopped without learning much."""
         if not isinstance(rows, MemoryRows):
             return
-        p = np.bincount(rows.y, weights=rows.s, minlength=self.classes_.shape[0]) / rows.total_weight
+        K = self.classes_.shape[0]
+        p = np.bincount(rows.y, weights=rows.s, minlength=K) / rows.total_weight
         null = float(-np.sum(p[p > 0] * np.log(p[p > 0])))
         if not self.loss_ > 0.5 * null:
             return

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._array_api import is_numpy, namespace
+from ._array_api import asarray, is_numpy, namespace
 
 __all__ = [
     "logsumexp",
@@ -109,14 +109,16 @@ def one_hot(y: ArrayLike, n_classes: int | None = None, dtype=np.float64) -> NDA
 
 def _row_weights(n: int, sample_weight: ArrayLike | None, Z):
     """Weights s_i / Σ s that turn a per-row sum into the (weighted) mean over rows, in the dtype,
-    namespace and on the device of Z.  ``sample_weight`` lives there too (or is NumPy with Z)."""
+    namespace and on the device of Z (where ``sample_weight`` is moved if it is not there)."""
     xp = namespace(Z)
     if sample_weight is None:
         return xp.full(n, 1.0 / n, dtype=Z.dtype, device=_device(Z, xp))
     if is_numpy(xp):
         s = np.asarray(sample_weight, dtype=Z.dtype)
-    else:
+    elif namespace(sample_weight) is xp:
         s = xp.astype(sample_weight, Z.dtype)
+    else:
+        s = asarray(sample_weight, Z, Z.dtype)
     if tuple(s.shape) != (n,):
         raise ValueError(f"sample_weight has shape {tuple(s.shape)}, expected ({n},)")
     total = xp.sum(s)
@@ -129,9 +131,11 @@ def _device(Z, xp):
     return None if is_numpy(xp) else Z.device
 
 
-def _labels(y, xp):
-    """y as labels (n,) or targets (n, K) of namespace xp (NumPy: any array-like)."""
-    return np.asarray(y) if is_numpy(xp) else y
+def _labels(y, Z, xp):
+    """y as labels (n,) or targets (n, K) where Z is (moved there if it is not)."""
+    if is_numpy(xp):
+        return np.asarray(y)
+    return y if namespace(y) is xp else asarray(y, Z)
 
 
 def _is_labels(y) -> bool:
@@ -166,7 +170,7 @@ def softmax_cross_entropy(
     ``[i, y_i]``.  Returns ``(J, dZ)`` with ``dZ`` of shape ``(n, K)``, the dtype of Z.
     """
     Z, xp = _float(Z)
-    y = _labels(y, xp)
+    y = _labels(y, Z, xp)
     w = _row_weights(Z.shape[0], sample_weight, Z)
     m = _row_max(Z, xp)
     with np.errstate(under="ignore"):
@@ -195,7 +199,7 @@ def cross_entropy(Z: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = 
     ``sklearn.metrics.log_loss``).
     """
     Z, xp = _float(Z)
-    y = _labels(y, xp)
+    y = _labels(y, Z, xp)
     w = _row_weights(Z.shape[0], sample_weight, Z)
     log_P = log_softmax(Z)
     if _is_labels(y):
