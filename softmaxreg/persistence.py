@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._array_api import to_numpy
 from ._version import __version__
 from .exceptions import ModelFileError
 from .io.dataset import DataSchema, generated_names
@@ -62,7 +63,7 @@ def save(estimator, path: str | os.PathLike, *, scaling: Scaling | None = None,
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
-    net: Network = estimator.network_
+    net: Network = estimator.network_.to_numpy()  # (a model fitted on a device: a host copy)
     schema = schema or default_schema(estimator)
     if schema.n_features != estimator.n_features_in_:
         raise ValueError(f"the schema names {schema.n_features} features, but the model was "
@@ -78,14 +79,14 @@ def save(estimator, path: str | os.PathLike, *, scaling: Scaling | None = None,
         "feature_names": list(schema.feature_names) if schema.named else None,
         "schema": {"feature_names": list(schema.feature_names), "named": schema.named,
                    "label": schema.label, "index_base": schema.index_base},
-        "n_iter": json_safe(np.ravel(getattr(estimator, "n_iter_", [0])).tolist()),
+        "n_iter": json_safe(np.ravel(to_numpy(getattr(estimator, "n_iter_", [0]))).tolist()),
         "history": _history(estimator),
         **(metadata or {}),
     }
     arrays = {
         "metadata": np.array(json.dumps(meta)),
         "params": net.params,
-        "classes": _classes_array(estimator.classes_),
+        "classes": _classes_array(to_numpy(estimator.classes_)),
     }
     if scaling is not None:
         arrays.update({f"scaling.{k}": v for k, v in scaling.get_state().items()})
