@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -635,12 +636,46 @@ def test_npz_round_trip(tmp_path):
         ({"X": np.ones((2, 2)), "y": np.arange(2), "X_test": np.ones((1, 2))}, "X_test and y_test"),
         ({"X": np.array([["a"]]), "y": np.arange(1)}, "expected numbers"),
         ({"X": np.ones(2), "y": np.arange(2)}, r"shape \(2,\)"),
+        ({"X": np.array([[1.0, np.nan]]), "y": np.arange(1)}, "X contains NaN or infinity"),
+        ({"X": np.ones((1, 2)), "y": np.arange(1), "X_test": np.array([[np.inf, 0]]),
+          "y_test": np.arange(1)}, "X_test contains NaN or infinity"),
     ],
 )
 def test_npz_errors(tmp_path, arrays, message):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(DataError, match=message):
         read_npz(tmp_path / "bad.npz")
+
+
+def test_npz_member_claiming_more_than_deflate_can_produce_is_not_expanded(tmp_path):
+    """A member whose directory entry and .npy header agree on 10⁹ bytes, from 57 compressed
+    bytes: refused from the sizes alone (deflate expands at most ~1032×), before any allocation."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (125_000_000, 1)})
+    path = tmp_path / "lying.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("X.npy", header.getvalue())
+        zf.writestr("y.npy", _npy_bytes(np.arange(3)))
+    claimed = len(header.getvalue()) + 10**9
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")  # X.npy's central directory entry comes first
+    data[central + 24:central + 28] = struct.pack("<I", claimed)  # its uncompressed size
+    path.write_bytes(bytes(data))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="refusing to expand"):
+            read_npz(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 10_178  # twice the peak measured; the claim was 10⁹ bytes
+
+
+def _npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 def test_npz_not_an_archive(tmp_path):

@@ -17,6 +17,7 @@ from softmaxreg.functional import (
     binary_cross_entropy_grad,
     cross_entropy,
     cross_entropy_grad,
+    labels_from_logits,
     log_sigmoid,
     log_softmax,
     logsumexp,
@@ -295,3 +296,19 @@ def test_cross_entropy_is_minus_log_of_the_true_class_probability(Z, data):
     ref = -np.log(scipy.special.softmax(Z, axis=1)[np.arange(n), y])
     assert_allclose(per_row, ref, rtol=1e-9, atol=1e-12)
     assert cross_entropy(Z, y) == pytest.approx(ref.mean(), rel=1e-9, abs=1e-12)
+
+
+@given(arrays(np.float64, st.tuples(st.integers(1, 20), st.integers(1, 6)),
+              elements=st.floats(-1e6, 1e6)))
+@settings(max_examples=100, deadline=None)
+def test_labels_from_logits_are_the_most_probable_classes(Z):
+    """K ≥ 2 logits: argmax_k z_ik (the first on ties, as np.argmax); one sigmoid unit: class 1
+    exactly where σ(z) > ½, i.e. z > 0; both agree with the probabilities' argmax."""
+    labels = labels_from_logits(Z)
+    if Z.shape[1] == 1:
+        assert_array_equal(labels, (Z[:, 0] > 0).astype(int))
+        assert_array_equal(labels_from_logits(Z[:, 0]), labels)
+        return
+    assert_array_equal(labels, np.argmax(Z, axis=1))
+    P = softmax(Z)
+    assert np.all(P[np.arange(len(Z)), labels] == P.max(axis=1))

@@ -124,6 +124,19 @@ def test_truncated_idx_file_is_a_data_error(tmp_path):
         scan(IdxSource(folder), 4)
 
 
+def test_uncompressed_idx_file_with_trailing_data_is_a_data_error(tmp_path):
+    """Streamed chunks never reach the end of the file: the trailing bytes are found from the
+    header and the file's size before the first chunk, as read_idx finds them at the end."""
+    folder = tmp_path / "idx"
+    _write_idx(folder, np.zeros((10, 2, 2)), np.zeros(10))
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        data = gzip.decompress((folder / f"{name}.gz").read_bytes())
+        (folder / f"{name}.gz").unlink()
+        (folder / name).write_bytes(data + (b"\0\0\0" if "images" in name else b""))
+    with pytest.raises(DataError, match="3 bytes of trailing data"):
+        scan(IdxSource(folder), 4)
+
+
 def test_a_damaged_gzip_is_named_while_the_other_file_is_open(tmp_path):
     folder = tmp_path / "idx"
     rng = np.random.default_rng(3)

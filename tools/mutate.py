@@ -61,7 +61,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     "softmaxreg/workflow.py": ("tests/test_cli.py",),
     "softmaxreg/persistence.py": ("tests/test_persistence.py", "tests/test_cli.py"),
     "softmaxreg/checkpoint.py": ("tests/test_checkpoint.py",),
-    "softmaxreg/io/idx.py": ("tests/test_datasets.py",),
+    "softmaxreg/io/idx.py": ("tests/test_datasets.py", "tests/test_streaming.py"),
     "softmaxreg/io/tabular.py": ("tests/test_datasets.py",),
     "softmaxreg/io/npz.py": ("tests/test_persistence.py", "tests/test_datasets.py"),
 }
