@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -14,18 +17,27 @@ import numpy as np
 from ._version import __version__
 from .activations import ACTIVATIONS
 from .checkpoint import TrainingInterrupted
+from .distributed import check_address
 from .estimators import NETWORK_SOLVERS, REGRESSION_SOLVERS
 from .exceptions import SoftmaxRegError
 from .export import DEFAULT_OPSET, export_file
 from .io import EMPTY_CHOICES, HEADER_CHOICES
 from .optim import SCHEDULES
+from .preprocessing import METHODS as SCALINGS
 from .workflow import (
+    STREAM_SOFTMAX_LR,
     TrainSettings,
     check_gradients,
+    check_network_fits,
     evaluate,
+    fraction,
+    nonnegative_real,
     plot,
+    positive_int,
+    positive_real,
     predict,
     resume_settings,
+    seed,
     train,
 )
 
@@ -64,14 +76,70 @@ GRADCHECK_EXAMPLES = """examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line on stderr, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; an option's help that does not say its default gets it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or not action.option_strings or action.default is None
+                or action.default is False or action.default == argparse.SUPPRESS):
+            return text
+        default = " ".join(map(str, action.default)) if isinstance(
+            action.default, (list, tuple)) else "%(default)s"
+        return f"{text} (default: {default})"
+
+
+def _checked(check, convert=int, **options):
+    """An argparse type: the text converted by ``convert`` and checked by ``check`` (the
+    function TrainSettings checks its values with), so that the CLI and Python refuse alike."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            kind = "an integer" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+        try:
+            return check(value, **options)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = check.__name__
+    return parse
+
+
+def _classes(text: str) -> int:
+    value = _checked(positive_int)(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2 (two classes are checked as one "
+                                         f"sigmoid unit), got {value}")
+    return value
+
+
+def _address(text: str) -> str:
+    try:
+        return check_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_COUNT = _checked(positive_int)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="softmaxreg",
         description="Softmax regression and softmax networks with hand-written backpropagation.",
     )
     parser.add_argument("--version", action="version", version=f"softmaxreg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    fmt = argparse.RawDescriptionHelpFormatter
+    fmt = _HelpFormatter
 
     t = sub.add_parser("train", help="train a model", epilog=TRAIN_EXAMPLES, formatter_class=fmt)
     t.add_argument("--dataset", default=DEFAULT.dataset,
@@ -79,64 +147,94 @@ def _parser() -> argparse.ArgumentParser:
                         "or IDX folder (default: %(default)s)")
     t.add_argument("--test", help="a separate test set (default: the data set's own test split, "
                                   "else a stratified 25%% hold-out)")
-    t.add_argument("--model", choices=("softmax", "network"), default=DEFAULT.model)
-    t.add_argument("--hidden", type=int, nargs="+", default=DEFAULT.hidden, metavar="N",
-                   help="hidden layer sizes of the network (default: 128 64)")
-    t.add_argument("--activation", default=DEFAULT.activation, choices=list(ACTIVATIONS))
+    t.add_argument("--model", choices=("softmax", "network"), default=DEFAULT.model,
+                   help="softmax regression, or a network with hidden layers and a softmax "
+                        "output")
+    t.add_argument("--hidden", type=_COUNT, nargs="+", default=DEFAULT.hidden, metavar="N",
+                   help="hidden layer sizes of the network")
+    t.add_argument("--activation", default=DEFAULT.activation, choices=list(ACTIVATIONS),
+                   help="activation of the network's hidden layers")
     t.add_argument("--solver", choices=SOLVERS,
-                   help="default: lbfgs for softmax, adam for network")
-    t.add_argument("--epochs", type=int, help="epochs (minibatch solvers) or iterations (lbfgs)")
-    t.add_argument("--batch-size", type=int, default=DEFAULT.batch_size)
-    t.add_argument("--lr", type=float, help="initial learning rate (default: per solver)")
+                   help="optimiser (default: lbfgs for softmax, adam for network and with "
+                        "--stream)")
+    t.add_argument("--epochs", type=_COUNT,
+                   help="epochs (minibatch solvers) or iterations (lbfgs) (default: 100 lbfgs "
+                        "iterations for softmax, 200 for a network; minibatch: about 5000 steps, "
+                        "at least 15 and at most 200 epochs)")
+    t.add_argument("--batch-size", type=_COUNT, default=DEFAULT.batch_size,
+                   help="rows per minibatch step")
+    t.add_argument("--lr", type=_checked(positive_real, float),
+                   help="initial learning rate (default: sgd 0.01, adam 0.001; softmax with "
+                        f"--stream {STREAM_SOFTMAX_LR})")
     t.add_argument("--schedule", choices=SCHEDULES, default=DEFAULT.schedule,
                    help="learning-rate schedule of minibatch solvers (default: %(default)s)")
     reg = t.add_mutually_exclusive_group()
-    reg.add_argument("--C", type=float, default=DEFAULT.C, help="inverse L2 strength (softmax)")
-    reg.add_argument("--alpha", type=float, default=DEFAULT.alpha, help="L2 strength (network)")
-    t.add_argument("--seed", type=int, default=DEFAULT.seed)
-    t.add_argument("--val-fraction", type=float, default=DEFAULT.val_fraction,
-                   help="hold out this fraction of the training data for validation")
+    reg.add_argument("--C", type=_checked(positive_real, float, infinite=True),
+                     default=DEFAULT.C,
+                     help="inverse L2 strength of softmax regression, as LogisticRegression's "
+                          "(inf: no penalty)")
+    reg.add_argument("--alpha", type=_checked(nonnegative_real, float), default=DEFAULT.alpha,
+                     help="L2 strength of a network, as MLPClassifier's")
+    t.add_argument("--seed", type=_checked(seed), default=DEFAULT.seed,
+                   help="seed of the splits, the initial weights and the shuffling")
+    t.add_argument("--val-fraction", type=_checked(fraction, float),
+                   default=DEFAULT.val_fraction,
+                   help="hold out this fraction of the training data for validation (0: none)")
     t.add_argument("--early-stopping", action="store_true",
                    help="stop when the validation loss stops improving")
-    t.add_argument("--scale", choices=("auto", "none", "unit", "standard"), default=DEFAULT.scale,
-                   help="auto: pixels to [0, 1], other features standardised")
-    t.add_argument("--label-column", type=_column, help="CSV label column, by name or index")
+    t.add_argument("--scale", choices=SCALINGS, default=DEFAULT.scale,
+                   help="feature scaling, fitted on the training rows and stored with the "
+                        "model; auto: 8-bit pixels to [0, 1], sparse (svmlight) features divided "
+                        "by their largest |x| (maxabs), others standardised")
+    t.add_argument("--label-column", type=_column,
+                   help="CSV label column, by name or index (default: the column named label, "
+                        "else the only column of text, else the last)")
     _table_options(t)
-    t.add_argument("--data-dir", help="folder holding MNIST's IDX files")
-    t.add_argument("--out", help="write the model to this .npz file")
+    t.add_argument("--data-dir", metavar="FOLDER",
+                   help="folder holding MNIST's IDX files (default: $SOFTMAXREG_DATA, else the "
+                        "cache, else a download into it)")
+    t.add_argument("--out", metavar="FILE.npz",
+                   help="write the model to this .npz file, which must not be an input or the "
+                        "checkpoint (default: not written)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--checkpoint", metavar="PATH",
                    help="keep the training state in this file (minibatch solvers); Ctrl-C or "
-                        "SIGTERM writes it and stops")
-    t.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
-                   help="write the checkpoint every N epochs (default: 1)")
+                        "SIGTERM writes it and stops (default: no checkpoint)")
+    t.add_argument("--checkpoint-every", type=_COUNT, default=1, metavar="N",
+                   help="write the checkpoint every N epochs")
     t.add_argument("--resume", metavar="PATH",
-                   help="continue the run saved in this checkpoint, with its settings")
+                   help="continue the run saved in this checkpoint, with its settings "
+                        "(default: a new run)")
     scale_out = t.add_mutually_exclusive_group()
-    scale_out.add_argument("--dask", metavar="ADDRESS",
+    scale_out.add_argument("--dask", metavar="ADDRESS", type=_address,
                            help="fit on a Dask cluster: local:N starts N workers on this "
-                                "machine, tcp://HOST:PORT joins a running scheduler")
+                                "machine (at most its cores), tcp://HOST:PORT joins a running "
+                                "scheduler (default: in this process)")
     scale_out.add_argument("--stream", action="store_true",
                            help="read the training file chunk by chunk (data larger than "
                                 "memory; minibatch solvers; a .csv, .svmlight, .npy or IDX "
-                                "folder)")
-    t.add_argument("--chunk-rows", type=int, default=10_000, metavar="N",
-                   help="rows per chunk with --stream (default: 10000)")
+                                "folder), with the same test part and scaling as in memory")
+    t.add_argument("--chunk-rows", type=_COUNT, default=10_000, metavar="N",
+                   help="rows per chunk with --stream")
 
     e = sub.add_parser("evaluate", help="measure a saved model on a data set",
                        epilog=EVALUATE_EXAMPLES, formatter_class=fmt)
-    e.add_argument("model")
-    e.add_argument("--dataset", required=True)
+    e.add_argument("model", help="a model file (train --out)")
+    e.add_argument("--dataset", required=True,
+                   help="mnist, a bundled set or a data file; the model's training data set is "
+                        "scored on its held-out part")
     e.add_argument("--label-column", type=_column,
                    help="CSV label column, by name or index (default: the one the model was "
                         "trained with)")
     _table_options(e)
-    e.add_argument("--data-dir")
+    e.add_argument("--data-dir", metavar="FOLDER",
+                   help="folder holding MNIST's IDX files (default: $SOFTMAXREG_DATA, else the "
+                        "cache)")
     e.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("predict", help="classify rows of a data file or images of digits",
                        epilog=PREDICT_EXAMPLES, formatter_class=fmt)
-    p.add_argument("model")
+    p.add_argument("model", help="a model file (train --out)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="a .csv/.npz/.svmlight file, or PNG/JPEG images of digits")
     shown = p.add_mutually_exclusive_group()
@@ -145,7 +243,8 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--json", action="store_true",
                        help="print JSON: the classes, and for each input its predicted class and "
                             "every class probability (full precision)")
-    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--top-k", type=_COUNT, default=1,
+                   help="print this many most probable classes per input")
     p.add_argument("--label-column", type=_column,
                    help="CSV label column, ignored if present, by name or index (default: the "
                         "one the model was trained with; a file may also have none)")
@@ -156,41 +255,114 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("source", metavar="MODEL|HISTORY", help="a model .npz or a history .json")
     g.add_argument("--dataset", help="data for the confusion matrix and the mistakes "
                                      "(default: the data set the model was trained on)")
-    g.add_argument("--data-dir")
-    g.add_argument("--out", required=True, help="folder for the PNG files")
+    g.add_argument("--data-dir", metavar="FOLDER",
+                   help="folder holding MNIST's IDX files (default: $SOFTMAXREG_DATA, else the "
+                        "cache)")
+    g.add_argument("--out", required=True, help="folder for the PNG files (made if missing)")
 
     x = sub.add_parser("export", help="write a model file as an ONNX graph (raw features in; "
                                       "labels and probabilities out)",
                        epilog=EXPORT_EXAMPLES, formatter_class=fmt)
     x.add_argument("model", help="a model .npz (train --out)")
-    x.add_argument("out", metavar="OUT.onnx")
-    x.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+    x.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
+    x.add_argument("--opset", type=_COUNT, default=DEFAULT_OPSET,
                    help="ONNX operator set version (default: %(default)s)")
 
     c = sub.add_parser("gradcheck", help="check backpropagation against finite differences",
                        epilog=GRADCHECK_EXAMPLES, formatter_class=fmt)
-    c.add_argument("--hidden", type=int, nargs="*", default=[5, 4], metavar="N")
-    c.add_argument("--activation", default="tanh", choices=list(ACTIVATIONS))
-    c.add_argument("--inputs", type=int, default=6)
-    c.add_argument("--classes", type=int, default=3)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--hidden", type=_COUNT, nargs="*", default=[5, 4], metavar="N",
+                   help="hidden layer sizes of the random network (none: softmax regression)")
+    c.add_argument("--activation", default="tanh", choices=list(ACTIVATIONS),
+                   help="activation of the hidden layers")
+    c.add_argument("--inputs", type=_COUNT, default=6, help="number of input features")
+    c.add_argument("--classes", type=_classes, default=3,
+                   help="number of classes (2: one sigmoid output unit)")
+    c.add_argument("--seed", type=_checked(seed), default=0,
+                   help="seed of the random network and data")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 success, 1 error, 2 usage)."""
-    args = _parser().parse_args(argv)
-    if args.command is None:
-        _parser().print_help()
-        return 2
+    """Run the command line; returns the exit status.
+
+    0 success; 1 an error in the data, the files or the run (one line on stderr); 2 a usage
+    error: an option refused when parsed, from the command line alone (one line); 130
+    interrupted (Ctrl-C, at any point after the interpreter starts: see the console script's
+    entry point); 141 the reader of the output left (``| head -1``), which ends the command
+    quietly.
+    """
+    command = "softmaxreg"
     try:
-        return COMMANDS[args.command](args)
-    except (SoftmaxRegError, ValueError, OSError) as exc:
-        print(f"softmaxreg {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        args = _parser().parse_args(argv)
+        if args.command is None:
+            _parser().print_help()
+            return 2
+        command = f"softmaxreg {args.command}"
+        problem = _too_large(args)
+        if problem:
+            print(f"{command}: error: {problem} (see {command} --help)", file=sys.stderr)
+            return 2
+        try:
+            status = COMMANDS[args.command](args)
+        except (SoftmaxRegError, ValueError, OSError) as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            print(f"{command}: error: {cli_words(str(exc))}", file=sys.stderr)
+            return 1
+        sys.stdout.flush()  # here, where a reader that left can still be noticed
+        return status
     except KeyboardInterrupt:
-        print(f"softmaxreg {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout left (`| head -1`): the rest is not wanted. Point stdout at
+        # /dev/null so that Python's flush at exit does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _too_large(args) -> str | None:
+    """Why the network the options describe cannot fit in memory, whatever the data (one input
+    and two classes at least), or None."""
+    if args.command == "train" and args.model == "network" and not args.resume:
+        solver = args.solver or "adam"
+        sizes, itemsize, option = [1, *args.hidden, 1], 4 if solver != "lbfgs" else 8, "--hidden"
+    elif args.command == "gradcheck":
+        sizes, itemsize = [args.inputs, *args.hidden, args.classes], 8
+        solver, option = "sgd", "--inputs/--hidden/--classes"
+    else:
+        return None
+    try:
+        check_network_fits(sizes, solver, itemsize, "the network")
+    except ValueError as exc:
+        return f"argument {option}: {exc}"
+    return None
+
+
+# Python's names for the settings the CLI calls by its options, in the messages of warnings and
+# errors that the library raises (scikit-learn's ConvergenceWarning speaks of max_iter).
+CLI_WORDS = (
+    (r"\bmax_iter=(\d+)", r"--epochs, now \1"),
+    (r"\bmax_iter\b", "--epochs"),
+    (r"\blearning_rate_init\b", "--lr"),
+    (r"\bhidden_layer_sizes\b", "--hidden"),
+    (r"\bbatch_size\b", "--batch-size"),
+    (r"\bvalidation_fraction\b", "--val-fraction"),
+    (r"\bearly_stopping\b", "--early-stopping"),
+    (r"\brandom_state\b", "--seed"),
+    (r"\bsmaller C\b", "smaller --C"),
+    (r"scale (the data|them), e\.g\. with sklearn\.preprocessing\.StandardScaler",
+     r"scale \1 (--scale standard, the default for such features)"),
+)
+
+
+def cli_words(message: str) -> str:
+    """``message`` with the library's parameter names replaced by the CLI's options."""
+    for pattern, replacement in CLI_WORDS:
+        message = re.sub(pattern, replacement, message)
+    return message
 
 
 def _train(args) -> int:
@@ -223,7 +395,7 @@ def _settings(args) -> TrainSettings:
 
 def _report_training(result, caught, out) -> int:
     for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        print(f"warning: {cli_words(str(w.message))}", file=sys.stderr)
     r = result.report
     print(f"{r['model']} on {r['dataset']}: {r['n_parameters']} parameters, "
           f"fitted in {r['fit_seconds']:.2f} s")

@@ -1,70 +1,125 @@
 """Out of core: train from a file chunk by chunk, with memory bounded by the chunk, not the file.
 
 A :class:`Source` reads a CSV, svmlight, ``.npy`` (memory-mapped) or IDX file as a sequence of
-row chunks ``(X_c, y_c)``.  Training takes two kinds of pass over it:
+row chunks ``(X_c, y_c)``, through the readers that load the whole file in memory
+(:mod:`softmaxreg.io`).  Training is the in-memory training, pass by pass:
 
-1. :func:`scan` — once: the number of rows, the classes, and the scaling statistics
-   (:class:`~softmaxreg.preprocessing.Moments`, merged chunk by chunk), from which the
-   :class:`~softmaxreg.preprocessing.Scaling` that is stored with the model is built;
-2. :func:`fit_stream` — ``epochs`` times: ``estimator.partial_fit(scaling(X_c), y_c)`` on each
-   chunk, i.e. one epoch of minibatch steps of the estimator's solver over the chunk, the
-   optimiser's state carried from chunk to chunk.
+1. :func:`read_labels` — the label of every row, typed once for the whole file as the in-memory
+   reader types them (``007`` and ``12A`` in one file are both strings, wherever the chunks
+   break), kept as one small class index per row.  From them the held-out test rows are chosen
+   by row index, with the in-memory split's seed and stratification;
+2. :func:`scan` — the scaling statistics (:class:`~softmaxreg.preprocessing.Moments`, merged
+   chunk by chunk) of the training rows, from which the :class:`~softmaxreg.preprocessing.Scaling`
+   that is stored with the model is built: the one ``Scaling.fit`` gives on those rows;
+3. :func:`fit_stream` — ``epochs`` times: ``estimator.partial_fit(scaling(X_c), y_c)`` on the
+   training rows of each chunk, i.e. one epoch of minibatch steps of the estimator's solver over
+   the chunk, the optimiser's state carried from chunk to chunk and the penalty that of the
+   whole training set;
+4. :func:`stream_metrics` — accuracy and log loss of the training and the held-out rows, in
+   one pass.
 
-Nothing is kept per row: peak memory is a few chunks (the chunk as read, scaled, and the
-network's minibatch buffers), whatever the number of rows.  Rows are shuffled within each
-chunk (by ``partial_fit``), not across chunks: a file sorted by label should be shuffled once
-on disk first.
+Peak memory is a few chunks (the chunk as read, scaled, and the network's minibatch buffers)
+plus one class index per row (1 byte for fewer than 257 classes), whatever the number of
+features.  A file of one chunk is
+read once and kept.  Rows are shuffled within each chunk (by ``partial_fit``), not across
+chunks: a file sorted by label should be shuffled once on disk first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .estimators import SoftmaxRegression
 from .exceptions import DataError
+from .io.dataset import DataSchema, generated_names
 from .io.idx import open_idx, read_idx_rows, require_idx_file
-from .io.tabular import integer_labels, open_csv, parse_svmlight
+from .io.tabular import integer_labels, open_csv, parse_labels, parse_svmlight
 from .preprocessing import Moments, Scaling
 
 __all__ = ["Source", "CsvSource", "SvmlightSource", "NpySource", "IdxSource", "open_source",
-           "StreamStats", "scan", "fit_stream", "stream_metrics"]
+           "Labels", "read_labels", "StreamStats", "scan", "fit_stream", "stream_metrics"]
 
 CHUNK_ROWS = 10_000
 Chunk = tuple[Any, NDArray[Any]]  # (X_c (m, d) dense or CSR, y_c (m,))
 
 
 class Source:
-    """Row chunks of a labelled file; ``pixels`` says whether X holds 8-bit intensities."""
+    """Row chunks of a labelled file; ``pixels`` says whether X holds 8-bit intensities.
+
+    A subclass reads the file in :meth:`raw_chunks` (labels as the file writes them) and says in
+    :meth:`type_labels` how the labels of the whole file are typed.
+    """
 
     path: Path
     pixels: bool = False
 
-    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+        """(X_c, labels as written in the file) of each chunk of ``chunk_rows`` rows or fewer."""
         raise NotImplementedError
+
+    def label_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[NDArray[Any]]:
+        """The labels of each chunk, as written in the file (a source that can skip the
+        features, IDX, does)."""
+        for _, y in self.raw_chunks(chunk_rows):
+            yield y
+
+    def type_labels(self, values: NDArray[Any]) -> NDArray[Any]:
+        """The distinct label ``values`` of the whole file typed as the in-memory reader types
+        its labels (default: as they are)."""
+        return values
+
+    def schema(self, n_features: int) -> DataSchema:
+        """The columns a model trained on this file needs again (stored in the model file):
+        by default ``n_features`` generated names."""
+        return DataSchema(tuple(generated_names(n_features)), named=False)
+
+    def chunks(self, chunk_rows: int = CHUNK_ROWS, labels: Labels | None = None
+               ) -> Iterator[Chunk]:
+        """(X_c, y_c) of each chunk, the labels typed for the whole file: ``labels``
+        (:func:`read_labels`), read first in a pass of their own when not given."""
+        labels = read_labels(self, chunk_rows) if labels is None else labels
+        a = 0
+        for X, _ in self.raw_chunks(chunk_rows):
+            yield X, labels.rows(a, a + X.shape[0])
+            a += X.shape[0]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
 
 
 class CsvSource(Source):
-    """A CSV/TSV file as :func:`softmaxreg.io.read_csv` reads it (header detected,
-    ``label_column`` by name or index, default ``label`` or the last column), in chunks."""
+    """A CSV/TSV file as :func:`softmaxreg.io.read_csv` reads it (its layout settled by
+    :func:`softmaxreg.io.tabular.open_csv`: header, label column by name or index, default
+    ``label`` or the last column; ``csv_options`` as ``read_csv``'s), in chunks."""
 
-    def __init__(self, path, label_column: int | str | None = None):
+    def __init__(self, path, label_column: int | str | None = None, **csv_options: Any):
         self.path, self.label_column = Path(path), label_column
+        self.csv_options = csv_options
 
-    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-        with open_csv(self.path, self.label_column) as (table, rows):
+    def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+        with open_csv(self.path, self.label_column, **self.csv_options) as (table, rows):
             while block := list(itertools.islice(rows, chunk_rows)):
-                yield table.parse(block)
+                yield table.parse(block, typed=False)
+
+    def type_labels(self, values: NDArray[Any]) -> NDArray[Any]:
+        return parse_labels(values)
+
+    def schema(self, n_features: int) -> DataSchema:
+        """The header's names and the label column, as :func:`softmaxreg.io.read_csv` gives."""
+        with open_csv(self.path, self.label_column, **self.csv_options) as (table, _):
+            if table.feature_names is None:
+                return DataSchema(tuple(generated_names(n_features)), False, table.label_name)
+            return DataSchema(tuple(table.feature_names), True, table.label_name)
 
 
 class SvmlightSource(Source):
@@ -90,8 +145,18 @@ class SvmlightSource(Source):
             self.n_features = self.n_features or max(high + (1 if zero_based else 0), 1)
         return self.n_features, self.zero_based
 
-    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-        yield from self._parse_chunks(chunk_rows, *self.layout())
+    def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+        for X, y in self._parse_chunks(chunk_rows, *self.layout()):
+            yield X, y.astype(np.float64)  # exact: integer_labels made int64 only up to 2**53
+
+    def type_labels(self, values: NDArray[Any]) -> NDArray[Any]:
+        return integer_labels(values)
+
+    def schema(self, n_features: int) -> DataSchema:
+        """Generated names, and the index of the first feature (0 or 1), which a file of a few
+        rows to predict cannot reveal."""
+        d, zero_based = self.layout()
+        return DataSchema(tuple(generated_names(d)), False, None, 0 if zero_based else 1)
 
     def _parse_chunks(self, chunk_rows: int, d: int | None, zero_based: bool) -> Iterator[Chunk]:
         try:
@@ -105,8 +170,9 @@ class SvmlightSource(Source):
 
 class NpySource(Source):
     """A ``.npy`` file opened with ``np.load(mmap_mode='r')``: either (n, d + 1) with the
-    labels in ``label_column`` (default the last), or features alone with ``labels`` in a
-    second ``.npy`` file of shape (n,).  uint8 features are taken as pixels."""
+    labels in ``label_column`` (default the last; whole numbers become int64), or features alone
+    with ``labels`` in a second ``.npy`` file of shape (n,).  uint8 features are taken as
+    pixels."""
 
     def __init__(self, path, labels=None, label_column: int | None = None):
         self.path = Path(path)
@@ -126,28 +192,45 @@ class NpySource(Source):
         except (OSError, ValueError) as exc:
             raise DataError(f"{path} is not a readable .npy file ({exc})") from exc
 
-    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
         data = self._open(self.path)
         if self.labels is None:
             j = (data.shape[1] - 1 if self.label_column is None else self.label_column)
             j %= data.shape[1]
             features = np.delete(np.arange(data.shape[1]), j)
         else:
-            labels = self._open(self.labels)
-            if labels.shape != (data.shape[0],):
-                raise DataError(f"{self.labels} has shape {labels.shape}; expected "
-                                f"({data.shape[0]},), one label per row of {self.path}")
+            labels = self._labels_file(data.shape[0])
         for a in range(0, data.shape[0], chunk_rows):
             block = np.asarray(data[a: a + chunk_rows])  # only these rows are read from disk
             if self.labels is not None:
                 yield block, np.asarray(labels[a: a + chunk_rows])
                 continue
-            yield block[:, features], integer_labels(block[:, j])
+            yield block[:, features], block[:, j]
+
+    def label_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[NDArray[Any]]:
+        if self.labels is None:
+            yield from super().label_chunks(chunk_rows)
+            return
+        labels = self._labels_file(self._open(self.path).shape[0])
+        for a in range(0, labels.shape[0], chunk_rows):
+            yield np.asarray(labels[a: a + chunk_rows])
+
+    def _labels_file(self, n: int) -> NDArray[Any]:
+        labels = self._open(self.labels)
+        if labels.shape != (n,):
+            raise DataError(f"{self.labels} has shape {labels.shape}; expected ({n},), one label "
+                            f"per row of {self.path}")
+        return labels
+
+    def type_labels(self, values: NDArray[Any]) -> NDArray[Any]:
+        return integer_labels(values) if self.labels is None and values.dtype.kind == "f" \
+            else values
 
 
 class IdxSource(Source):
     """MNIST's IDX layout (a folder with ``train-images-idx3-ubyte`` and
-    ``train-labels-idx1-ubyte``, plain or gzipped), read ``chunk_rows`` images at a time."""
+    ``train-labels-idx1-ubyte``, plain or gzipped), read ``chunk_rows`` images at a time; the
+    labels as the file stores them (uint8), as in memory."""
 
     pixels = True
 
@@ -158,7 +241,7 @@ class IdxSource(Source):
         self.images = require_idx_file(self.path, f"{prefix}-images-idx3-ubyte")
         self.labels = require_idx_file(self.path, f"{prefix}-labels-idx1-ubyte")
 
-    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
         with open_idx(self.images) as (hx, images), open_idx(self.labels) as (hy, labels):
             if hx.dims[0] != hy.dims[0]:
                 raise DataError(f"{self.images} has {hx.dims[0]} images but {self.labels} has "
@@ -166,98 +249,294 @@ class IdxSource(Source):
             for a in range(0, hx.dims[0], chunk_rows):
                 m = min(chunk_rows, hx.dims[0] - a)
                 X = read_idx_rows(images, hx, m, str(self.images)).reshape(m, -1)
-                yield X, read_idx_rows(labels, hy, m, str(self.labels)).astype(np.int64)
+                yield X, read_idx_rows(labels, hy, m, str(self.labels))
+
+    def label_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[NDArray[Any]]:
+        with open_idx(self.labels) as (hy, labels):
+            for a in range(0, hy.dims[0], chunk_rows):
+                yield read_idx_rows(labels, hy, min(chunk_rows, hy.dims[0] - a), str(self.labels))
 
 
-def open_source(path, label_column: int | str | None = None) -> Source:
-    """The :class:`Source` for a path, by its type: a folder of IDX files, .csv/.tsv,
-    .svm/.svmlight/.libsvm/.txt, or .npy (labels in ``label_column``, default the last)."""
+STREAM_SUFFIXES = {".csv": CsvSource, ".tsv": CsvSource, ".svm": SvmlightSource,
+                   ".svmlight": SvmlightSource, ".libsvm": SvmlightSource,
+                   ".txt": SvmlightSource, ".npy": NpySource}
+
+
+def open_source(path, label_column: int | str | None = None, *,
+                schema: DataSchema | None = None, **csv_options: Any) -> Source:
+    """The :class:`Source` for a path, by its type: a folder of IDX files, .csv/.tsv (with
+    ``csv_options`` as :func:`softmaxreg.io.read_csv`'s), .svm/.svmlight/.libsvm/.txt, or .npy
+    (labels in ``label_column``, default the last).  ``schema``: the columns of the training
+    file, for a test file (a CSV's columns matched by name, svmlight's width and index base)."""
     path = Path(path)
     if path.is_dir():
         return IdxSource(path)
     if not path.is_file():
         raise DataError(f"cannot stream {str(path)!r}: no such file or folder")
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return CsvSource(path, label_column)
-    if label_column is not None and suffix != ".npy":
+    kind = STREAM_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"cannot stream {str(path)!r}: unknown file type "
+                        f"{path.suffix or '(none)'!r}; expected {', '.join(STREAM_SUFFIXES)} "
+                        "or a folder of IDX files")
+    if kind is CsvSource:
+        return CsvSource(path, label_column, schema=schema, **csv_options)
+    if label_column is not None and kind is not NpySource:
         raise DataError(f"label_column applies to CSV and .npy files only, not to {path}")
-    if suffix in (".svm", ".svmlight", ".libsvm", ".txt"):
+    if kind is SvmlightSource:
+        if schema is not None and schema.index_base is not None:
+            return SvmlightSource(path, schema.n_features, schema.index_base == 0)
         return SvmlightSource(path)
-    if suffix == ".npy":
-        return NpySource(path, label_column=None if label_column is None else int(label_column))
-    raise DataError(f"cannot stream {str(path)!r}: expected a .csv, .tsv, .svmlight, .npy file "
-                    "or a folder of IDX files")
+    return NpySource(path, label_column=None if label_column is None else int(label_column))
 
 
-# -- pass 1: rows, classes, scaling ---------------------------------------------------------------
+# -- pass 1: the labels ---------------------------------------------------------------------------
+@dataclass
+class Labels:
+    """The label of every row of a file, typed once for the whole file: ``classes`` (K,),
+    sorted, and ``index`` (n,), the position in ``classes`` of each row's label."""
+
+    classes: NDArray[Any]
+    index: NDArray[np.integer]
+
+    @property
+    def n(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def y(self) -> NDArray[Any]:
+        """All n labels (n,)."""
+        return self.classes[self.index]
+
+    def rows(self, a: int, b: int) -> NDArray[Any]:
+        """The labels of rows a..b-1."""
+        return self.classes[self.index[a:b]]
+
+
+class _LabelReader:
+    """Labels gathered chunk by chunk as codes of the distinct values seen so far; typed at the
+    end, once, by the source (distinct values that type alike, ``7`` and ``007`` as integers,
+    become one class)."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.codes: list[NDArray[np.unsignedinteger]] = []  # per chunk, 1 byte a row for < 256
+        self.values: list[NDArray[Any]] = []  # the distinct values, in code order
+        self.known: dict[Any, int] = {}
+
+    def add(self, y: NDArray[Any]) -> None:
+        distinct, inverse = np.unique(np.asarray(y), return_inverse=True)
+        values = distinct.tolist()
+        new = np.array([v not in self.known for v in values], dtype=bool)
+        for v in itertools.compress(values, new):
+            self.known[v] = len(self.known)
+        if new.any():
+            self.values.append(distinct[new])
+        lookup = np.array([self.known[v] for v in values], dtype=_index_dtype(len(self.known)))
+        self.codes.append(lookup[inverse.ravel()])
+
+    def labels(self) -> Labels:
+        if not self.values:
+            raise DataError(f"{self.source.path} has no data rows")
+        typed = self.source.type_labels(np.concatenate(self.values))
+        classes, remap = np.unique(typed, return_inverse=True)
+        remap = remap.ravel().astype(_index_dtype(len(classes)))
+        index = np.empty(sum(len(c) for c in self.codes), dtype=remap.dtype)
+        a = 0
+        while self.codes:  # chunk by chunk, each freed once copied: n bytes at a time, not 3n
+            codes = self.codes.pop(0)
+            index[a: a + len(codes)] = remap[codes]
+            a += len(codes)
+        return Labels(classes, index)
+
+
+def _index_dtype(n_values: int) -> np.dtype:
+    """The smallest unsigned integer type that numbers ``n_values`` values."""
+    return np.min_scalar_type(max(n_values - 1, 0))
+
+
+def read_labels(source: Source, chunk_rows: int = CHUNK_ROWS) -> Labels:
+    """One pass over ``source``'s labels: :class:`Labels`, typed once for the whole file."""
+    reader = _LabelReader(source)
+    for y in source.label_chunks(chunk_rows):
+        reader.add(y)
+    return reader.labels()
+
+
+# -- pass 2: the scaling statistics of the training rows ------------------------------------------
 @dataclass
 class StreamStats:
-    """What one pass over a source learns: rows n, chunks, classes, and the features'
-    :class:`~softmaxreg.preprocessing.Moments` (the statistics :class:`Scaling` is fitted on)."""
+    """What the first passes over a source learn: every row's label, the held-out rows, and the
+    :class:`~softmaxreg.preprocessing.Moments` of the training rows (the statistics
+    :class:`Scaling` is fitted on)."""
 
-    n: int = 0
-    n_chunks: int = 0
-    classes: NDArray[Any] = field(default_factory=lambda: np.array([]))
-    moments: Moments = field(default_factory=Moments)
+    labels: Labels
+    moments: Moments
+    n_chunks: int  # chunks holding training rows
+    held_out: NDArray[np.bool_] | None = None  # (n,) rows kept for testing; None: none
 
-    def update(self, X, y) -> None:
-        m = X.shape[0]
-        if m == 0:
-            return
-        self.moments.update(X)
-        self.n += m
-        self.n_chunks += 1
-        self.classes = np.union1d(self.classes, np.unique(y)) if self.n > m else np.unique(y)
+    @property
+    def n(self) -> int:
+        """The number of training rows."""
+        return self.labels.n - (0 if self.held_out is None else int(self.held_out.sum()))
+
+    @property
+    def classes(self) -> NDArray[Any]:
+        """The classes of the training rows (K,), as an in-memory fit on them finds them."""
+        if self.held_out is None:
+            return self.labels.classes
+        return self.labels.classes[np.unique(self.labels.index[~self.held_out])]
+
+    def training(self, a: int, b: int) -> NDArray[np.bool_] | None:
+        """Which of rows a..b-1 are training rows (None: all)."""
+        return None if self.held_out is None else ~self.held_out[a:b]
 
     def scaling(self, method: str = "auto", pixels: bool = False) -> Scaling:
-        """The :class:`Scaling` that ``Scaling(method).fit(X, pixels)`` would give on all rows."""
+        """The :class:`Scaling` that ``Scaling(method).fit(X, pixels)`` gives on the training
+        rows."""
         return Scaling(method).fit_moments(self.moments, pixels)
 
 
-def scan(source: Source, chunk_rows: int = CHUNK_ROWS) -> StreamStats:
-    """One pass over ``source``: :class:`StreamStats` (rows, chunks, classes, moments)."""
-    stats = StreamStats()
-    for X, y in source.chunks(chunk_rows):
-        stats.update(X, y)
-    if stats.n == 0:
-        raise DataError(f"{source.path} has no data rows")
-    return stats
+def scan(source: Source, chunk_rows: int = CHUNK_ROWS, *, labels: Labels | None = None,
+         held_out: NDArray[np.bool_] | None = None) -> StreamStats:
+    """One pass over ``source``: :class:`StreamStats` — the labels (read in the same pass when
+    ``labels`` is None) and the moments of every row not ``held_out`` (n,)."""
+    if held_out is not None and labels is None:
+        raise ValueError("held_out rows are chosen from the labels: read them first "
+                         "(read_labels) and pass them")
+    reader = _LabelReader(source) if labels is None else None
+    moments, n_chunks, a = Moments(), 0, 0
+    for X, y in source.raw_chunks(chunk_rows):
+        m = X.shape[0]
+        if reader is not None:
+            reader.add(y)
+        keep = None if held_out is None else ~held_out[a: a + m]
+        if keep is None or keep.all():
+            moments.update(X)
+        elif keep.any():
+            moments.update(X[keep])
+        n_chunks += int(m > 0 and (keep is None or bool(keep.any())))
+        a += m
+    labels = reader.labels() if reader is not None else labels
+    if labels.n != a:
+        raise DataError(f"{source.path} changed while it was read: {labels.n} rows, then {a}")
+    return StreamStats(labels, moments, n_chunks, held_out)
 
 
-# -- pass 2: training, and scores -----------------------------------------------------------------
+# -- pass 3: training, and scores -----------------------------------------------------------------
 def fit_stream(estimator, source: Source, *, epochs: int = 1, chunk_rows: int = CHUNK_ROWS,
-               scaling: str | Scaling = "auto", stats: StreamStats | None = None):
+               scaling: str | Scaling = "auto", stats: StreamStats | None = None,
+               progress: bool = False):
     """Train ``estimator`` (a minibatch solver) on ``source`` chunk by chunk: (estimator,
     scaling).
 
     ``scaling`` is a method of :class:`Scaling` ("auto": "unit" for pixels, else "standard"),
-    fitted in a first pass (:func:`scan`, skipped when ``stats`` are given), or a fitted
-    Scaling.  Then ``epochs`` passes call ``estimator.partial_fit`` on each scaled chunk; each
-    call is one epoch of the estimator's learning-rate schedule, so give ``max_iter`` =
-    ``epochs × stats.n_chunks`` for a schedule that spans the whole run.
+    fitted on the statistics of a first pass (:func:`scan`, skipped when ``stats`` are given),
+    or a fitted Scaling.  Then ``epochs`` passes call ``estimator.partial_fit`` on the scaled
+    training rows of each chunk; each call is one epoch of the estimator's learning-rate
+    schedule, so give ``max_iter`` = ``epochs × stats.n_chunks`` for a schedule that spans the
+    whole run.  The penalty is the whole training set's (:func:`_whole_set_penalty`), so chunks
+    of any size minimise the objective of the in-memory fit.
     """
+    from tqdm.auto import tqdm
+
     if stats is None:
         stats = scan(source, chunk_rows)
     if not isinstance(scaling, Scaling):
         scaling = stats.scaling(scaling, pixels=source.pixels)
-    for _ in range(epochs):
-        for X, y in source.chunks(chunk_rows):
-            estimator.partial_fit(scaling.transform(X), y, classes=stats.classes)
+    classes, kept = stats.classes, None
+    bar = tqdm(total=epochs * stats.n_chunks, desc="chunks", unit="chunk", disable=not progress)
+    with bar, _whole_set_penalty(estimator, stats.n) as for_rows:
+        for _ in range(epochs):
+            chunks = kept or _training_chunks(source, chunk_rows, stats, scaling)
+            if stats.n_chunks == 1 and kept is None:  # a file of one chunk is read once
+                chunks = kept = list(chunks)
+            for X, y in chunks:
+                for_rows(X.shape[0])
+                estimator.partial_fit(X, y, classes=classes)
+                bar.update()
     return estimator, scaling
 
 
-def stream_metrics(estimator, source: Source, scaling: Scaling | None,
-                   chunk_rows: int = CHUNK_ROWS) -> dict:
-    """Accuracy and log loss (mean cross-entropy) of ``estimator`` over ``source``, by chunks."""
-    from sklearn.metrics import log_loss
+def _training_chunks(source: Source, chunk_rows: int, stats: StreamStats,
+                     scaling: Scaling) -> Iterator[Chunk]:
+    """(scaled X_c, y_c) of the training rows of each chunk that has some."""
+    a = 0
+    for X, _ in source.raw_chunks(chunk_rows):
+        m = X.shape[0]
+        y, keep = stats.labels.rows(a, a + m), stats.training(a, a + m)
+        a += m
+        if keep is not None and not keep.all():
+            if not keep.any():
+                continue
+            X, y = X[keep], y[keep]
+        yield scaling.transform(X), y
 
-    n = correct = 0
-    total = 0.0
-    for X, y in source.chunks(chunk_rows):
+
+@contextlib.contextmanager
+def _whole_set_penalty(estimator, n: int) -> Iterator[Callable[[int], None]]:
+    """A function to call before ``partial_fit`` on m rows, which makes its penalty that of the
+    n training rows.
+
+    SoftmaxRegression's ``partial_fit`` penalises a chunk as a data set of its own: C Σ_chunk CE
+    + ½‖W‖², i.e. ½‖W‖² / (C m) in the mean form its steps take, where the in-memory fit has
+    ½‖W‖² / (C n).  With m = 10 000 of MNIST's 60 000 rows that is a penalty 6 times too strong.
+    So the chunk is given C n / m, and C is restored afterwards.  (A network's penalty, α per
+    minibatch, does not depend on the chunk.)
+    """
+    if not isinstance(estimator, SoftmaxRegression):
+        yield lambda m: None
+        return
+    C = estimator.C
+    try:
+        yield lambda m: estimator.set_params(C=C * n / m)
+    finally:
+        estimator.set_params(C=C)
+
+
+def stream_metrics(estimator, source: Source, scaling: Scaling | None,
+                   chunk_rows: int = CHUNK_ROWS, *, labels: Labels | None = None,
+                   held_out: NDArray[np.bool_] | None = None) -> tuple[dict, dict | None]:
+    """Accuracy and log loss (mean cross-entropy) of ``estimator`` over ``source``, by chunks,
+    in one pass: (scores of the rows not ``held_out``, scores of the held-out rows or None when
+    none are), each ``{"accuracy", "log_loss", "n"}``.  ``labels``: the source's
+    (:func:`read_labels`), read first when not given.  A label the model never saw is a
+    DataError, as in memory."""
+    labels = read_labels(source, chunk_rows) if labels is None else labels
+    unseen = sorted(set(labels.classes.tolist()) - set(estimator.classes_.tolist()), key=str)
+    kept, held = _Score(), _Score()
+    a = 0
+    for X, _ in source.raw_chunks(chunk_rows):
+        m = X.shape[0]
+        y, test = labels.rows(a, a + m), None if held_out is None else held_out[a: a + m]
+        a += m
+        if unseen and np.isin(y, unseen).any():
+            raise DataError(f"{source.path}: labels {unseen[:10]} never seen in training; the "
+                            f"model knows {estimator.classes_.tolist()}")
         P = estimator.predict_proba(X if scaling is None else scaling.transform(X))
-        pred = estimator.classes_[P.argmax(axis=1)]
-        correct += int(np.sum(pred == y))
-        total += log_loss(y, P, labels=estimator.classes_, normalize=False)
-        n += len(y)
-    return {"accuracy": correct / n, "log_loss": total / n, "n": n}
+        if test is None:
+            kept.add(estimator.classes_, P, y)
+        else:
+            kept.add(estimator.classes_, P[~test], y[~test])
+            held.add(estimator.classes_, P[test], y[test])
+    return kept.result(), (held.result() if held_out is not None else None)
+
+
+class _Score:
+    """Running accuracy and mean cross-entropy."""
+
+    def __init__(self) -> None:
+        self.n, self.correct, self.total = 0, 0, 0.0
+
+    def add(self, classes: NDArray[Any], P: NDArray[Any], y: NDArray[Any]) -> None:
+        from sklearn.metrics import log_loss
+
+        if not len(y):
+            return
+        self.correct += int(np.sum(classes[P.argmax(axis=1)] == y))
+        self.total += log_loss(y, P, labels=classes, normalize=False)
+        self.n += len(y)
+
+    def result(self) -> dict:
+        if not self.n:
+            raise DataError("no rows to score")
+        return {"accuracy": self.correct / self.n, "log_loss": self.total / self.n, "n": self.n}

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +22,35 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
+from .activations import ACTIVATIONS
 from .checkpoint import Checkpointer, read_settings
-from .estimators import MINIBATCH_SOLVERS, SoftmaxNetwork, SoftmaxRegression
+from .distributed import available_memory
+from .estimators import (
+    MINIBATCH_SOLVERS,
+    NETWORK_SOLVERS,
+    REGRESSION_SOLVERS,
+    SoftmaxNetwork,
+    SoftmaxRegression,
+)
 from .exceptions import DataError, ModelFileError
 from .gradcheck import LayerError, gradcheck, random_problem
-from .io import Dataset, data_fingerprint, load_dataset
+from .io import DATA_SUFFIXES, Dataset, data_fingerprint, load_dataset
+from .optim import SCHEDULES
 from .persistence import load_bundle, model_schema, save
+from .preprocessing import METHODS as SCALINGS
 from .preprocessing import Scaling
 
 TARGET_STEPS = 5000  # "auto" epochs: about this many minibatch steps, within [15, 200] epochs
 GRADCHECK_TOLERANCE = 1e-6  # largest relative error of a layer that passes
+# Adam's rate for softmax regression from a stream (in memory its solver is L-BFGS): with the
+# cosine schedule and the default epochs, the objective ends within 4% of L-BFGS's minimum on
+# wine and digits (whole or in chunks of 50 rows) and the train log loss within 5% (MNIST:
+# 0.2227 against 0.2208). 1e-3 (Adam's default) ends far above (MNIST 0.264, wine 0.39); 0.1
+# is noisier (digits: 0.050 against 0.031).
+STREAM_SOFTMAX_LR = 0.03
+# Copies of the parameters a fit holds (θ, ∇J, the optimiser's state; L-BFGS: 10 pairs of
+# history vectors), for the memory a network needs.
+STATE_COPIES = {"sgd": 3, "adam": 4, "adamw": 4, "lbfgs": 24, "fista": 4}
 
 
 @dataclass
@@ -59,6 +80,124 @@ class TrainSettings:
     data_dir: str | None = None
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        """Refuse values the CLI's parser refuses too (see :data:`SETTING_CHECKS`), with a
+        ValueError naming the setting."""
+        self.hidden = _hidden_sizes(self.hidden)
+        for name, check in SETTING_CHECKS.items():
+            value = getattr(self, name)
+            if value is not None or name not in _OPTIONAL:
+                try:
+                    check(value)
+                except ValueError as exc:
+                    raise ValueError(f"{name} {exc}") from None
+        for name, choices in (("model", ("softmax", "network")), ("activation", ACTIVATIONS),
+                              ("schedule", SCHEDULES), ("scale", SCALINGS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got "
+                                 f"{getattr(self, name)!r}")
+        solvers = NETWORK_SOLVERS if self.model == "network" else REGRESSION_SOLVERS
+        if self.solver is not None and self.solver not in solvers:
+            raise ValueError(f"solver must be one of {', '.join(solvers)} for model "
+                             f"{self.model!r}, got {self.solver!r}")
+
+
+# -- the values a setting may take: the CLI's parser and TrainSettings check them alike --------
+def positive_int(value) -> int:
+    """``value`` if it is a whole number ≥ 1, else ValueError (0 is not read as "default")."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def positive_real(value, *, infinite: bool = False) -> float:
+    """``value`` if it is a number > 0 whose inverse is finite (not 5e-324), finite unless
+    ``infinite``; else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not (
+            value > 0 and (infinite or math.isfinite(value))):
+        kind = "a positive number (or inf)" if infinite else "a finite positive number"
+        raise ValueError(f"must be {kind}, got {value!r}")
+    tiny = np.finfo(np.float64).tiny
+    if value < tiny:
+        raise ValueError(f"must be at least {tiny:.3g} (its inverse overflows), got {value!r}")
+    return float(value)
+
+
+def nonnegative_real(value) -> float:
+    """``value`` if it is a finite number ≥ 0, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not (
+            math.isfinite(value) and value >= 0):
+        raise ValueError(f"must be a finite number ≥ 0, got {value!r}")
+    return float(value)
+
+
+def fraction(value, *, zero: bool = True) -> float:
+    """``value`` if it is in [0, 1) (``zero``) or (0, 1), else ValueError."""
+    low_ok = value >= 0 if zero else value > 0
+    if isinstance(value, bool) or not isinstance(value, Real) or not (low_ok and value < 1):
+        raise ValueError(f"must be a fraction in {'[0' if zero else '(0'}, 1), got {value!r}")
+    return float(value)
+
+
+def seed(value) -> int:
+    """``value`` if it is a whole number in [0, 2³²) (NumPy's seeds), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= value < 2**32:
+        raise ValueError(f"must be a whole number from 0 to {2**32 - 1}, got {value!r}")
+    return int(value)
+
+
+SETTING_CHECKS = {
+    "epochs": positive_int, "batch_size": positive_int, "lr": positive_real,
+    "C": lambda v: positive_real(v, infinite=True), "alpha": nonnegative_real, "seed": seed,
+    "val_fraction": fraction, "test_fraction": lambda v: fraction(v, zero=False),
+}
+_OPTIONAL = {"epochs", "lr"}  # None: the default of the solver
+
+
+def _hidden_sizes(hidden) -> tuple[int, ...]:
+    """The hidden layer sizes as a tuple of positive integers; else ValueError."""
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+        raise ValueError(f"hidden must be a sequence of layer sizes, got {hidden!r}")
+    sizes = tuple(hidden)
+    for h in sizes:
+        try:
+            positive_int(h)
+        except ValueError as exc:
+            raise ValueError(f"hidden: a layer size {exc}") from None
+    return tuple(int(h) for h in sizes)
+
+
+def network_memory(layer_sizes, solver: str, itemsize: int) -> tuple[int, int]:
+    """(parameters, bytes) of a network of ``layer_sizes`` (d, hidden..., outputs): Σ (a + 1) b
+    weights and intercepts, each held :data:`STATE_COPIES` times by ``solver``."""
+    sizes = [int(s) for s in layer_sizes]
+    params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return params, params * itemsize * STATE_COPIES.get(solver, 4)
+
+
+def check_network_fits(layer_sizes, solver: str, itemsize: int, what: str = "the network"
+                       ) -> None:
+    """ValueError, before anything is allocated, when a network of ``layer_sizes`` would not
+    fit in the memory available (:func:`softmaxreg.distributed.available_memory`)."""
+    params, needed = network_memory(layer_sizes, solver, itemsize)
+    memory = available_memory()
+    if memory is not None and needed > memory:
+        raise ValueError(
+            f"{what} ({'-'.join(map(str, layer_sizes))}) has {params:,} parameters: "
+            f"{_bytes(params * itemsize)} in float{8 * itemsize}, {_bytes(needed)} with the "
+            f"{STATE_COPIES.get(solver, 4) - 1} copies its fit keeps (gradient, {solver} "
+            f"state), more than the {_bytes(memory)} of memory available; choose smaller "
+            "layers")
+
+
+def _bytes(n: float) -> str:
+    """'364.0 TiB', '12.5 MiB', '512 B'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} EiB"  # pragma: no cover
+
 
 @dataclass
 class Split:
@@ -81,15 +220,23 @@ def split_dataset(ds: Dataset, settings: TrainSettings) -> Split:
     elif ds.X_test is not None:
         X_test, y_test = ds.X_test, np.asarray(ds.y_test)
     else:
-        X, X_test, y, y_test = train_test_split(
-            X, y, test_size=settings.test_fraction, random_state=settings.seed,
-            stratify=_stratify(y))
+        train, test = holdout_rows(y, settings)
+        X, X_test, y, y_test = X[train], X[test], y[train], y[test]
     X_val = y_val = None
     if settings.val_fraction > 0 and not settings.early_stopping:
         X, X_val, y, y_val = train_test_split(
             X, y, test_size=settings.val_fraction, random_state=settings.seed,
             stratify=_stratify(y))
     return Split(X, y, X_val, y_val, X_test, y_test)
+
+
+def holdout_rows(y: np.ndarray, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(training, test) row indices of the hold-out split of rows with labels ``y`` (n,):
+    ``settings.test_fraction`` of the rows, stratified when every class has two, drawn with
+    ``settings.seed`` — the same rows whether the data are in memory or streamed."""
+    train, test = train_test_split(np.arange(len(y)), test_size=settings.test_fraction,
+                                   random_state=settings.seed, stratify=_stratify(y))
+    return train, test
 
 
 def _stratify(y: np.ndarray):
@@ -118,7 +265,7 @@ def make_estimator(settings: TrainSettings, n_train: int):
 def _max_iter(settings: TrainSettings, solver: str, n_train: int) -> int:
     """``settings.epochs``; else 100 (softmax) or 200 (network) full-batch iterations, or for
     a minibatch solver about TARGET_STEPS steps, within [15, 200] epochs."""
-    if settings.epochs:
+    if settings.epochs is not None:
         return settings.epochs
     if solver not in MINIBATCH_SOLVERS:
         return 200 if settings.model == "network" else 100
@@ -174,7 +321,13 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
     :func:`resume_settings`); it goes on checkpointing to ``checkpoint``, else to ``resume``.
     ``dask``: fit on a Dask cluster, ``local:N`` or ``tcp://HOST:PORT`` (:func:`_fit`).
     ``stream``: read the training file ``chunk_rows`` rows at a time (:func:`train_stream`).
+
+    Before anything is read, outputs that would replace an input are refused
+    (:func:`check_outputs`), and so is a network too large for the memory once the data's
+    width is known.
     """
+    check_outputs(settings, out, checkpoint=checkpoint, resume=resume)
+    positive_int(checkpoint_every)
     if stream:
         if checkpoint is not None or resume is not None or dask is not None:
             raise ValueError("--stream does not take --checkpoint, --resume or --dask")
@@ -188,6 +341,7 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
     X_train = scaling.transform(split.X_train)
     estimator = make_estimator(settings, X_train.shape[0])
+    _check_fits(estimator, X_train.shape[1], len(np.unique(split.y_train)))
     checkpointer = _checkpointer(settings, estimator, checkpoint, checkpoint_every, resume)
     start = time.perf_counter()
     with checkpointer or contextlib.nullcontext():
@@ -234,8 +388,9 @@ def _fit(estimator, X, y, dask: str | None) -> None:
     scikit-learn's "maximum iterations reached" warning is not repeated to the CLI's user.
     """
     with warnings.catch_warnings():
-        if estimator.solver in MINIBATCH_SOLVERS:
-            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        if estimator.solver in MINIBATCH_SOLVERS:  # (a fit that learned little still warns)
+            warnings.filterwarnings("ignore", "Stochastic optimizer: maximum iterations",
+                                    ConvergenceWarning)
         if dask is None:
             estimator.fit(X, y)
             return
@@ -248,50 +403,176 @@ def _fit(estimator, X, y, dask: str | None) -> None:
 def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
                  chunk_rows: int = 10_000) -> TrainResult:
     """:func:`train` for data larger than memory: ``settings.dataset`` (a CSV, svmlight, .npy
-    file or IDX folder; ``mnist`` with ``data_dir``) is read ``chunk_rows`` rows at a time.
+    file or IDX folder; ``mnist`` from ``data_dir``, ``SOFTMAXREG_DATA`` or the cache) is read
+    ``chunk_rows`` rows at a time, and trained as in memory (:mod:`softmaxreg.streaming`):
 
-    A first pass fits the scaling and finds the classes; each epoch then feeds every chunk to
-    ``partial_fit`` (a minibatch solver, adam by default), with the learning-rate schedule
-    spread over epochs × chunks.  The test set (``settings.test``, else an IDX folder's t10k
-    part) is scored chunk by chunk too.  See :mod:`softmaxreg.streaming`.
+    * the same test part: ``settings.test``, else an IDX folder's t10k part, else the hold-out
+      :func:`split_dataset` makes, chosen by row index from the labels of a first pass;
+    * the same labels (typed once for the whole file) and the same scaling, fitted on the
+      training rows;
+    * a minibatch solver (adam by default; softmax regression at rate
+      :data:`STREAM_SOFTMAX_LR`) for the epochs :func:`_max_iter` gives, the learning-rate
+      schedule spread over epochs × chunks, and the whole training set's penalty.
     """
-    from .streaming import IdxSource, fit_stream, open_source, scan, stream_metrics
+    from .streaming import fit_stream, open_source, read_labels, scan, stream_metrics
 
-    if settings.solver not in (None, *MINIBATCH_SOLVERS):
-        raise ValueError("--stream trains chunk by chunk with partial_fit: choose a minibatch "
-                         f"solver (sgd, adam or adamw), not {settings.solver}")
-    if chunk_rows < 1:
-        raise ValueError(f"--chunk-rows must be positive, got {chunk_rows}")
-    if settings.val_fraction > 0 or settings.early_stopping:
-        raise ValueError("--stream takes no --val-fraction or --early-stopping: give a --test "
-                         "file instead")
-    spec = settings.data_dir if settings.dataset.lower() == "mnist" else settings.dataset
-    if spec is None:
-        raise ValueError("--stream --dataset mnist needs --data-dir, the folder of its IDX files")
-    source = open_source(spec, settings.label_column)
-    stats = scan(source, chunk_rows)
-    settings = replace(settings, solver=settings.solver or "adam")
+    check_outputs(settings, out)
+    positive_int(chunk_rows)
+    _check_stream(settings)
+    spec = _stream_spec(settings)
+    source = open_source(spec, settings.label_column, **_csv_options(spec, settings))
+    test = _stream_test_source(settings, source)
+    labels = held_out = None
+    if test is None:  # the in-memory hold-out, by row index
+        labels = read_labels(source, chunk_rows)
+        held_out = np.zeros(labels.n, dtype=bool)
+        held_out[holdout_rows(labels.y, settings)[1]] = True
+    stats = scan(source, chunk_rows, labels=labels, held_out=held_out)
+    settings = replace(settings, solver=settings.solver or "adam", lr=settings.lr or (
+        STREAM_SOFTMAX_LR if settings.model == "softmax" else None))
     estimator = make_estimator(settings, stats.n)
+    _check_fits(estimator, stats.moments.n_features, len(stats.classes))
     epochs = estimator.max_iter
     estimator.set_params(max_iter=epochs * stats.n_chunks, verbose=0)
     start = time.perf_counter()
     _, scaling = fit_stream(estimator, source, epochs=epochs, chunk_rows=chunk_rows,
-                            scaling=settings.scale, stats=stats)
-    report = _report(Path(spec).name, settings, estimator, time.perf_counter() - start,
-                     stream_metrics(estimator, source, scaling, chunk_rows))
-    test = None
-    if settings.test is not None:
-        test = open_source(settings.test, settings.label_column)
-    elif isinstance(source, IdxSource):
-        with contextlib.suppress(DataError):  # a folder without t10k files has no test part
-            test = IdxSource(source.path, "t10k")
-    if test is not None:
-        report["test"] = stream_metrics(estimator, test, scaling, chunk_rows)
+                            scaling=settings.scale, stats=stats, progress=settings.progress)
+    seconds = time.perf_counter() - start
+    trained, held = stream_metrics(estimator, source, scaling, chunk_rows, labels=stats.labels,
+                                   held_out=held_out)
+    report = _report(_stream_name(settings, source), settings, estimator, seconds, trained)
+    if held is not None:
+        report["test"] = held
+    elif test is not None:
+        report["test"] = stream_metrics(estimator, test, scaling, chunk_rows)[0]
     if out is not None:
         stream = {"chunk_rows": chunk_rows, "n": stats.n}
         _save_run(out, estimator, scaling, report, None,
-                  {**_run_settings(settings), "stream": stream})
+                  {**_run_settings(settings), "stream": stream},
+                  schema=source.schema(stats.moments.n_features))
     return TrainResult(estimator, scaling, report, None)
+
+
+def _check_stream(settings: TrainSettings) -> None:
+    if settings.solver not in (None, *MINIBATCH_SOLVERS):
+        raise ValueError("--stream trains chunk by chunk with partial_fit: choose a minibatch "
+                         f"solver (sgd, adam or adamw), not {settings.solver}")
+    if settings.val_fraction > 0 or settings.early_stopping:
+        raise ValueError("--stream takes no --val-fraction or --early-stopping: give a --test "
+                         "file instead")
+
+
+def _stream_spec(settings: TrainSettings) -> str | Path:
+    """The file or folder to stream: MNIST's folder (:func:`softmaxreg.io.mnist.mnist_folder`)
+    for ``mnist``, else the data set's path."""
+    if settings.dataset.strip().lower() != "mnist":
+        return settings.dataset
+    from .io.mnist import mnist_folder
+
+    return mnist_folder(settings.data_dir, progress=settings.progress)
+
+
+def _stream_width(source) -> int:
+    """The number of features of the source's rows, from its first rows."""
+    for X, _ in source.raw_chunks(100):
+        return X.shape[1]
+    raise DataError(f"{source.path} has no data rows")
+
+
+def _stream_test_source(settings: TrainSettings, source):
+    """The stream's own test part: ``settings.test`` (its columns matched to the training
+    file's by name, as in memory), else an IDX folder's t10k files; None when the test part is
+    to be held out of the training file."""
+    from .streaming import IdxSource, open_source
+
+    if settings.test is not None:
+        schema = source.schema(_stream_width(source))
+        return open_source(settings.test, settings.label_column, schema=schema,
+                           **_csv_options(settings.test, settings))
+    if isinstance(source, IdxSource):
+        with contextlib.suppress(DataError):  # a folder without t10k files has no test part
+            return IdxSource(source.path, "t10k")
+    return None
+
+
+def _stream_name(settings: TrainSettings, source) -> str:
+    """The data set's name as :func:`train` reports it: "mnist", a file's stem, a folder's
+    name."""
+    if settings.dataset.strip().lower() == "mnist":
+        return "mnist"
+    return source.path.name if source.path.is_dir() else source.path.stem
+
+
+def _check_fits(estimator, n_features: int, n_classes: int) -> None:
+    """:func:`check_network_fits` for the network ``estimator`` will build on this data."""
+    hidden = tuple(getattr(estimator, "hidden_layer_sizes", ()))
+    sizes = (n_features, *hidden, 1 if n_classes == 2 else max(n_classes, 1))
+    itemsize = 4 if estimator.solver in MINIBATCH_SOLVERS else 8
+    what = "the network" if hidden else "the softmax regression"
+    check_network_fits(sizes, estimator.solver, itemsize, what)
+
+
+def check_outputs(settings: TrainSettings, out=None, *, checkpoint=None, resume=None) -> None:
+    """Refuse, before anything is read or trained, files to write that would go wrong: an
+    ``out`` or ``checkpoint`` that is a folder, in a folder that does not exist, or that names
+    an input (the data set, the test file, a file of an IDX or MNIST folder, the checkpoint to
+    resume); ``out`` and ``checkpoint`` the same file.  ValueError naming the option."""
+    inputs = _input_files(settings)
+    if resume is not None:
+        inputs[Path(resume)] = "the checkpoint to resume"
+    for option, path in (("--out", out), ("--checkpoint", checkpoint)):
+        if path is None:
+            continue
+        _check_writable(option, Path(path))
+        for given, what in inputs.items():
+            if option == "--checkpoint" and what == "the checkpoint to resume":
+                continue  # a resumed run goes on checkpointing where it was
+            if _same_file(Path(path), given):
+                raise ValueError(f"{option} {path} is {what}: writing there would replace it; "
+                                 "choose another file name")
+    if out is not None and checkpoint is not None and _same_file(Path(out), Path(checkpoint)):
+        raise ValueError(f"--out and --checkpoint name the same file ({out}): the model would "
+                         "replace the checkpoint; choose two file names")
+
+
+def _input_files(settings: TrainSettings) -> dict[Path, str]:
+    """The files a run reads, with what they are."""
+    found: dict[Path, str] = {}
+    given = [(settings.dataset, "the training data"), (settings.test, "the test data")]
+    if settings.dataset.strip().lower() == "mnist":
+        given.append((settings.data_dir or os.environ.get("SOFTMAXREG_DATA"), "MNIST's folder"))
+    for spec, what in given:
+        if spec is None:
+            continue
+        path = Path(spec)
+        if path.is_dir():
+            found.update({p: f"a file of {what} ({path})" for p in path.iterdir()})
+        elif path.suffix:  # names like "wine" are bundled data sets, not files
+            found[path] = what
+    return found
+
+
+def _check_writable(option: str, path: Path) -> None:
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file name, e.g. "
+                         f"{path / 'model.npz'}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: cannot write in the folder {folder} (permission "
+                         "denied)")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether a and b name one file: the same inode when both exist (links, other spellings),
+    else the same absolute path."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _run_settings(settings: TrainSettings) -> dict:
@@ -317,8 +598,11 @@ def resume_settings(path: str | Path, progress: bool = True) -> TrainSettings:
     known = set(TrainSettings.__dataclass_fields__) - {"progress"}
     if set(stored) != known:
         raise ModelFileError(f"checkpoint {path} holds no settings of `softmaxreg train`")
-    stored["hidden"] = tuple(stored["hidden"])
-    return TrainSettings(**stored, progress=progress)
+    try:
+        return TrainSettings(**stored, progress=progress)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"checkpoint {path}: its training settings are not valid ({exc})"
+                             ) from None
 
 
 def evaluate(model_path, dataset: str, *, label_column=None, data_dir=None,
@@ -551,6 +835,7 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
 
     estimator, scaling, meta = load_bundle(model_path)
     image_suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
+    _known_types(inputs, image_suffixes)
     if all(Path(p).suffix.lower() in image_suffixes for p in inputs):
         X, names = load_images(inputs), list(inputs)
     elif len(inputs) == 1:  # columns matched to the model's by name; the label column optional
@@ -573,6 +858,18 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
     }
 
 
+def _known_types(inputs: list[str], image_suffixes) -> None:
+    """DataError naming the first input that is neither a data file nor an image, with the
+    formats ``predict`` reads."""
+    for spec in inputs:
+        suffix = Path(spec).suffix.lower()
+        if suffix not in image_suffixes and suffix not in DATA_SUFFIXES and \
+                not Path(spec).is_dir() and Path(spec).suffix:
+            raise DataError(f"cannot read {spec!r}: unknown file type {suffix!r}; predict reads "
+                            f"data files ({', '.join(DATA_SUFFIXES)}, or a folder of IDX files) "
+                            f"and images of digits ({', '.join(sorted(image_suffixes))})")
+
+
 def check_gradients(n_inputs: int, hidden, n_classes: int, activation: str = "tanh",
                     seed: int = 0) -> tuple[list[int], list[LayerError], bool]:
     """Backpropagation against central differences on a random float64 network: its layer
@@ -580,7 +877,13 @@ def check_gradients(n_inputs: int, hidden, n_classes: int, activation: str = "ta
     if n_classes < 2:
         raise ValueError(f"gradcheck needs at least 2 classes, got {n_classes} (two classes "
                          "are checked as one sigmoid unit)")
+    for what, n in (("inputs", n_inputs), *(("a hidden layer size", h) for h in hidden)):
+        try:
+            positive_int(n)
+        except ValueError as exc:
+            raise ValueError(f"gradcheck: {what} {exc}") from None
     sizes = [n_inputs, *hidden, 1 if n_classes == 2 else n_classes]
+    check_network_fits(sizes, "sgd", 8, "the network to check")
     net, X, y = random_problem(sizes, activation, seed=seed)
     errors = gradcheck(net, X, y, l2=1e-2, rtol=GRADCHECK_TOLERANCE)
     return sizes, errors, max(e.max_rel_error for e in errors) < GRADCHECK_TOLERANCE

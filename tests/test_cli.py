@@ -197,3 +197,321 @@ def test_failed_training_keeps_the_existing_model_file(tmp_path, iris_model, cap
     before = out.read_bytes()
     _run_fails(capsys, ["train", "--dataset", "nosuch", "--out", str(out)], "unknown dataset")
     assert out.read_bytes() == before
+
+
+# -- options refused when parsed (issue 13, point 4): one line, exit status 2 -------------------
+def _usage_error(capsys, argv, *words):
+    """argv is refused by the parser: exit status 2, one line on stderr naming ``words``."""
+    with pytest.raises(SystemExit) as exited:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+HOSTILE = [  # (CLI option and value, the TrainSettings field and value Python refuses alike)
+    (["--epochs", "0"], {"epochs": 0}),
+    (["--epochs", "-3"], {"epochs": -3}),
+    (["--batch-size", "0"], {"batch_size": 0}),
+    (["--lr", "0"], {"lr": 0.0}),
+    (["--lr", "nan"], {"lr": float("nan")}),
+    (["--lr", "inf"], {"lr": float("inf")}),
+    (["--C", "-1"], {"C": -1.0}),
+    (["--C", "5e-324"], {"C": 5e-324}),
+    (["--alpha", "-0.1"], {"alpha": -0.1}),
+    (["--alpha", "nan"], {"alpha": float("nan")}),
+    (["--seed", "-1"], {"seed": -1}),
+    (["--val-fraction", "1"], {"val_fraction": 1.0}),
+    (["--hidden", "64", "0"], {"hidden": (64, 0)}),
+]
+
+
+@pytest.mark.parametrize("argv, field", HOSTILE, ids=lambda v: " ".join(v) if isinstance(
+    v, list) else None)
+def test_bad_numbers_are_refused_when_parsed_and_by_the_settings(capsys, argv, field):
+    from softmaxreg.workflow import TrainSettings
+
+    _usage_error(capsys, ["train", *argv], f"argument {argv[0]}")
+    with pytest.raises(ValueError, match=next(iter(field))):
+        TrainSettings(**field)
+
+
+def test_other_counts_are_refused_when_parsed(capsys, iris_model, tmp_path):
+    _usage_error(capsys, ["train", "--stream", "--chunk-rows", "0"], "--chunk-rows")
+    _usage_error(capsys, ["train", "--checkpoint-every", "0"], "--checkpoint-every")
+    _usage_error(capsys, ["predict", str(iris_model), "x.csv", "--top-k", "0"], "--top-k")
+    _usage_error(capsys, ["export", str(iris_model), "x.onnx", "--opset", "0"], "--opset")
+    _usage_error(capsys, ["gradcheck", "--classes", "1"], "--classes", "at least 2")
+    _usage_error(capsys, ["gradcheck", "--inputs", "0"], "--inputs")
+    _usage_error(capsys, ["gradcheck", "--hidden", "3", "0"], "--hidden")
+    from softmaxreg.workflow import TrainSettings, check_gradients, train
+
+    for args in ((6, [5], 1), (0, [5], 3), (6, [0], 3)):
+        with pytest.raises(ValueError):
+            check_gradients(*args)
+    with pytest.raises(ValueError, match="positive integer"):
+        train(TrainSettings(dataset="iris"), stream=True, chunk_rows=0)
+
+
+def test_a_network_too_large_for_memory_is_refused_before_allocating(capsys, monkeypatch):
+    """Today's 364 TiB MemoryError traceback: refused with its size, before any allocation."""
+    import tracemalloc
+
+    from softmaxreg import workflow
+
+    err = _usage_error(capsys, ["train", "--model", "network", "--hidden", "10000000",
+                                "10000000"], "--hidden", "100,000,040,000,001 parameters",
+                       "363.8 TiB", "memory available")
+    assert "MemoryError" not in err
+    _usage_error(capsys, ["gradcheck", "--inputs", "100000000", "--hidden", "100000"],
+                 "parameters", "memory available")
+    # with the data's width: a softmax regression of iris fits; 1e9 hidden units do not
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="parameters.*memory available"):
+            workflow.train(workflow.TrainSettings(dataset="iris", model="network",
+                                                  hidden=(10**9,), progress=False))
+        assert tracemalloc.get_traced_memory()[1] < 50 * 2**20
+    finally:
+        tracemalloc.stop()
+    monkeypatch.setattr(workflow, "available_memory", lambda: 10**6)  # 1 MB left
+    with pytest.raises(ValueError, match="more than the 976.6 KiB of memory available"):
+        workflow.check_network_fits((784, 512, 10), "adam", 4)
+
+
+def test_dask_local_workers_are_bounded_by_the_machine(capsys):
+    from softmaxreg.distributed import check_address, connect, machine_cores
+
+    _usage_error(capsys, ["train", "--dask", "local:1000"], "--dask", "local:1000",
+                 f"use local:{machine_cores()} at most")
+    _usage_error(capsys, ["train", "--dask", "local:0"], "--dask")
+    _usage_error(capsys, ["train", "--dask", "nowhere"], "--dask", "tcp://HOST:PORT")
+    assert check_address(" local:1 ") == "local:1"
+    with pytest.raises(ValueError, match="worker processes"):  # Python: before any process
+        with connect("local:1000"):
+            pass
+
+
+# -- outputs never clobber inputs (issue 12, point 5) ---------------------------------------------
+def test_outputs_that_would_replace_an_input_are_refused_before_training(tmp_path, capsys):
+    from softmaxreg.workflow import TrainSettings, train
+
+    data = tmp_path / "wine.csv"
+    load_wine(as_frame=True).frame.to_csv(data, index=False)
+    test = tmp_path / "test.csv"
+    test.write_bytes(data.read_bytes())
+    before = data.read_bytes()
+    cases = [
+        (["--dataset", str(data), "--out", str(data)], "is the training data"),
+        (["--dataset", str(data), "--out", str(tmp_path / "." / "wine.csv")], "training data"),
+        (["--dataset", "wine", "--test", str(test), "--out", str(test)], "is the test data"),
+        (["--dataset", "wine", "--model", "network", "--checkpoint", str(tmp_path / "c.npz"),
+          "--out", str(tmp_path / "c.npz")], "--out and --checkpoint name the same file"),
+        (["--dataset", "wine", "--out", str(tmp_path)], "is a folder"),
+        (["--dataset", "wine", "--out", str(tmp_path / "missing" / "m.npz")],
+         "the folder", "does not exist"),
+        (["--dataset", str(data), "--checkpoint", str(data)], "--checkpoint", "training data"),
+        (["--dataset", str(data), "--stream", "--out", str(data)], "is the training data"),
+    ]
+    for argv, *words in cases:
+        err = _run_fails(capsys, ["train", "--quiet", *argv], words[0])
+        assert all(w in err for w in words) and "fitted" not in err
+    assert data.read_bytes() == before and test.read_bytes() == before
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    (folder / "train-images-idx3-ubyte").write_bytes(b"")
+    _run_fails(capsys, ["train", "--dataset", str(folder), "--out",
+                        str(folder / "train-images-idx3-ubyte")], "a file of the training data")
+    resume = tmp_path / "run.ckpt"
+    assert main(["train", "--dataset", "iris", "--model", "network", "--epochs", "1",
+                 "--quiet", "--checkpoint", str(resume)]) == 0
+    capsys.readouterr()  # (one epoch learns little, and says so)
+    saved = resume.read_bytes()
+    _run_fails(capsys, ["train", "--resume", str(resume), "--out", str(resume)],
+               "the checkpoint to resume")
+    assert resume.read_bytes() == saved
+    with pytest.raises(ValueError, match="is the training data"):  # Python agrees
+        train(TrainSettings(dataset=str(data)), out=data)
+
+
+def test_written_files_honour_the_umask_and_keep_a_replaced_files_mode(tmp_path, capsys):
+    import os
+    import stat
+
+    from softmaxreg.io import atomic_write_bytes
+
+    def mode(path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    old = os.umask(0o022)
+    try:
+        out, ckpt = tmp_path / "m.npz", tmp_path / "c.npz"
+        assert main(["train", "--dataset", "iris", "--model", "network", "--solver", "adam",
+                     "--epochs", "2", "--quiet", "--out", str(out), "--checkpoint",
+                     str(ckpt)]) == 0
+        assert mode(out) == mode(ckpt) == 0o644  # mkstemp alone gives 0600
+        os.chmod(out, 0o640)
+        assert main(["train", "--dataset", "iris", "--quiet", "--out", str(out)]) == 0
+        assert mode(out) == 0o640
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "private.bin", b"x")
+        assert mode(tmp_path / "private.bin") == 0o600
+        with pytest.raises(FileNotFoundError, match="missing does not exist"):
+            atomic_write_bytes(tmp_path / "missing" / "a.bin", b"x")
+        assert not list(tmp_path.glob(".*.tmp"))
+    finally:
+        os.umask(old)
+    capsys.readouterr()
+
+
+# -- CLI manners (issue 12, point 7) --------------------------------------------------------------
+def test_predict_into_a_reader_that_leaves_ends_quietly(tmp_path, iris_model):
+    """`softmaxreg predict ... | head -1`: exit status 141 (as `yes | head -1`), no traceback."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    rows = tmp_path / "many.csv"
+    np.savetxt(rows, np.column_stack([np.tile(X, (400, 1)), np.tile(y, 400)]), delimiter=",")
+    for extra in ([], ["--proba"]):
+        process = subprocess.Popen([sys.executable, "-m", "softmaxreg", "predict",
+                                    str(iris_model), str(rows), *extra],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = process.stdout.readline()
+        process.stdout.close()  # what head does after one line
+        err = process.stderr.read().decode()
+        assert process.wait(timeout=120) in (0, 141)
+        assert first and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_ctrl_c_while_starting_exits_130_without_a_traceback():
+    """SIGINT while the package is still being imported (the first second) or later: one line,
+    status 130. The console script's entry point is _softmaxreg_main.main."""
+    import signal
+    import time
+
+    argv = [sys.executable, "-c", "import sys, _softmaxreg_main; sys.exit(_softmaxreg_main.main())",
+            "train", "--dataset", "wine", "--quiet"]
+    for delay in (0.4, 2.5):
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                               signal.SIG_DFL))
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        if process.returncode == 0:  # finished before the signal: nothing to interrupt
+            continue
+        assert "Traceback" not in err, err
+        if process.returncode == -signal.SIGINT:  # still in Python's own start: killed by the
+            continue  # signal, which a shell reports as 130 too
+        assert process.returncode == 130 and err.strip().endswith("interrupted"), err
+
+
+def test_ctrl_c_during_the_import_is_caught_by_the_entry_point(monkeypatch, capsys):
+    """Deterministically: a KeyboardInterrupt raised by the import of the CLI."""
+    import builtins
+
+    import _softmaxreg_main
+
+    real = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "softmaxreg.cli":
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert _softmaxreg_main.main() == 130
+    assert capsys.readouterr().err == "softmaxreg: interrupted\n"
+
+
+def test_offline_mnist_names_the_three_ways_and_leaves_no_empty_cache(tmp_path, capsys,
+                                                                      monkeypatch):
+    cache = tmp_path / "cache" / "deep"
+    monkeypatch.delenv("SOFTMAXREG_DATA", raising=False)
+    monkeypatch.setenv("SOFTMAXREG_CACHE", str(cache))
+    monkeypatch.setenv("SOFTMAXREG_MNIST_MIRRORS", "http://127.0.0.1:9/")  # refused at once
+    assert main(["train", "--dataset", "mnist", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    for needed in ("--data-dir", "SOFTMAXREG_DATA", str(cache / "mnist"),
+                   "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                   "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        assert needed in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "cache").exists()
+    assert main(["train", "--dataset", "mnist", "--stream", "--quiet"]) == 1  # streaming too
+    assert "SOFTMAXREG_DATA" in capsys.readouterr().err and not (tmp_path / "cache").exists()
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    import argparse
+
+    from softmaxreg.cli import _HelpFormatter, _parser
+
+    parser = _parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = (argparse._StoreTrueAction, argparse._HelpAction, argparse._VersionAction)
+    for name, sub in subparsers.choices.items():
+        formatter = _HelpFormatter(prog=name)
+        for action in sub._actions:
+            text = formatter._get_help_string(action)
+            assert text and len(text) > 10, (name, action.dest)
+            if action.option_strings and not isinstance(action, flags) and not action.required:
+                assert "default" in text, (name, action.option_strings, text)
+        assert "default: 128 64" in sub.format_help() if name == "train" else True
+
+
+def test_unknown_file_types_list_the_formats_read(tmp_path, iris_model, capsys):
+    unknown = tmp_path / "rows.parquet"
+    unknown.write_bytes(b"PAR1")
+    err = _run_fails(capsys, ["predict", str(iris_model), str(unknown)], "unknown file type")
+    for kind in (".csv", ".npz", ".svmlight", ".png", ".jpg", ".tif"):
+        assert kind in err, err
+    err = _run_fails(capsys, ["train", "--dataset", str(unknown)], "unknown file type")
+    assert ".csv" in err and ".svmlight" in err
+
+
+def test_warnings_name_the_cli_options(capsys):
+    from softmaxreg.cli import cli_words
+
+    assert main(["train", "--dataset", "wine", "--scale", "none", "--epochs", "5",
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "--epochs, now 5" in err and "--scale standard" in err
+    assert "max_iter" not in err and "sklearn" not in err
+    assert main(["train", "--dataset", "wine", "--model", "network", "--epochs", "1",
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "learned little" in err and "--lr" in err and "learning_rate_init" not in err
+    assert cli_words("Increase max_iter (or tune learning_rate_init); a smaller C") == \
+        "Increase --epochs (or tune --lr); a smaller --C"
+
+
+def test_sparse_features_are_scaled_so_that_the_default_fit_converges(tmp_path, capsys):
+    """svmlight digits: standardising sparse columns gives values of 36 and L-BFGS stops
+    unconverged at 100 iterations; "auto" divides them by their largest |x| (as scikit-learn's
+    MaxAbsScaler), keeps them sparse, and the default fit converges."""
+    import scipy.sparse as sp
+    from sklearn.datasets import dump_svmlight_file
+    from sklearn.preprocessing import MaxAbsScaler
+
+    from softmaxreg.preprocessing import Scaling
+
+    X, y = load_digits(return_X_y=True)
+    dump_svmlight_file(X, y, str(tmp_path / "d.svmlight"))
+    out = tmp_path / "d.npz"
+    assert main(["train", "--dataset", str(tmp_path / "d.svmlight"), "--quiet", "--out",
+                 str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err, captured.err
+    _, scaling, meta = load_bundle(out)
+    assert scaling.resolved == "maxabs" and meta["metrics"]["test"]["accuracy"] > 0.95
+    Xs = sp.csr_matrix(X)
+    fitted = Scaling("auto").fit(Xs)
+    np.testing.assert_allclose(fitted.scale, np.where(np.abs(X).max(0) > 0, np.abs(X).max(0), 1))
+    transformed = fitted.transform(Xs)
+    assert sp.issparse(transformed)
+    np.testing.assert_allclose(transformed.toarray(), MaxAbsScaler().fit_transform(X), rtol=1e-6)
