@@ -62,6 +62,10 @@ EVALUATE_EXAMPLES = """examples:
 PREDICT_EXAMPLES = """examples:
   softmaxreg predict mnist.npz digit.png --top-k 3
   softmaxreg predict model.npz new_rows.csv --proba > probabilities.csv
+  softmaxreg predict digits.npz a.png b.jpg c.tif  # each image in the model's format
+
+Images: each is classified, or gets its own error line on stderr (unreadable, no digit); the
+exit status is 1 if any image failed, 0 if all were classified.
 """
 PLOT_EXAMPLES = """examples:
   softmaxreg plot mnist.npz --out figures/
@@ -451,18 +455,20 @@ def _predict(args) -> int:
         P = out["proba_all"]
         labels = np.asarray(out["class_labels"], dtype=object)[np.argmax(P, axis=1)]
         print(json.dumps({"classes": out["class_labels"], "inputs": out["inputs"],
-                          "predicted": labels.tolist(), "probabilities": P.tolist()},
+                          "predicted": labels.tolist(), "probabilities": P.tolist(),
+                          "errors": [{"input": i, "error": e} for i, e in out["errors"]]},
                          indent=1))
-        return 0
-    if args.proba:
+    elif args.proba:
         print(",".join(["input", *map(str, out["class_labels"])]))
         for name, row in zip(out["inputs"], out["proba_all"]):
             print(",".join([name, *(f"{p:.6g}" for p in row)]))
-        return 0
-    for name, classes, probs in zip(out["inputs"], out["classes"], out["probabilities"]):
-        tops = "  ".join(f"{c} ({p:.3f})" for c, p in zip(classes, probs))
-        print(f"{name}: {tops}")
-    return 0
+    else:
+        for name, classes, probs in zip(out["inputs"], out["classes"], out["probabilities"]):
+            tops = "  ".join(f"{c} ({p:.3f})" for c, p in zip(classes, probs))
+            print(f"{name}: {tops}")
+    for _, message in out["errors"]:  # every other image is classified; the status says so
+        print(f"softmaxreg predict: error: {message}", file=sys.stderr)
+    return 1 if out["errors"] else 0
 
 
 def _plot(args) -> int:

@@ -1,12 +1,33 @@
-"""Turn ordinary pictures of digits into MNIST-style 28×28 inputs.
+"""Turn ordinary pictures of digits into the inputs of a model trained on digit images.
 
-MNIST's digits were size-normalised to fit a 20×20 box (keeping their aspect ratio, with
-anti-aliasing) and then centred by centre of mass in a 28×28 field, white ink (255) on
-black (0). :func:`image_to_mnist` repeats those steps on any picture.
+Two formats are known. MNIST's digits were size-normalised to fit a 20×20 box (keeping their
+aspect ratio, with anti-aliasing) and centred by centre of mass in a 28×28 field, white ink
+(255) on black (0). scikit-learn's digits (``load_digits``) are 32×32 bitmaps whose height
+fills the field, counted in 4×4 blocks: 8×8 images with values 0..16. :func:`image_to_digit`
+finds the digit in a picture and renders it in either format (any other shape follows MNIST's
+proportions); :func:`digit_format` says which format a model takes.
+
+Finding the ink, step by step:
+
+1. greyscale in [0, 1] by the picture's own range (8-bit, 16-bit, float), a large picture
+   averaged down to 512 px;
+2. a small Gaussian blur against sensor noise;
+3. the paper: a quadratic surface fitted to the majority of the picture, the ink trimmed
+   away as outliers; ink is the heavier tail of the rest (dark on light, or the reverse);
+   a digit cropped to its ink, with no majority, takes its paper from the picture's border;
+4. the lighting: a white top-hat (the picture minus its grey opening by a square a third of
+   the picture wide) keeps the strokes and removes what is wider: gradients, shadows, the
+   table around the page;
+5. Otsu's threshold on the ink, never below a floor set by the paper's noise;
+6. the connected components that make the digit: the largest one not touching the border,
+   with the sizeable pieces near it (a 5's detached bar, a broken stroke);
+7. crop to the digit (binary from here on), widen the strokes of a thin pen to the
+   training digits' width, resize with anti-aliasing into the model's format.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -14,46 +35,91 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
+from scipy import ndimage
 
 from .exceptions import DataError
 
-__all__ = ["image_to_mnist", "load_images"]
+__all__ = ["digit_format", "image_to_digit", "image_to_mnist", "load_images"]
 
-_CANVAS = 28
-_BOX = 20
-_CENTRE = 14.0  # where MNIST puts the centre of mass (row, column)
-_INK_THRESHOLD = 0.1 * 255  # after stretching the ink to 0..255; fainter counts as paper
+MNIST_SHAPE = (28, 28)
+DIGITS_SHAPE = (8, 8)  # scikit-learn's load_digits, values 0..16
+_MNIST_BOX = 20 / 28  # the longer side of an MNIST digit, as a fraction of the field
+_DIGITS_BITMAP = 32  # load_digits: 32×32 bitmaps counted in 4×4 blocks
+_WORKING_SIDE = 512  # larger pictures are averaged down to this longer side first
+_MIN_CONTRAST = 0.08  # ink at least this much (of the full range) off the paper: ~20 levels
+_NOISE_FACTOR = 6.0  # ... and this many times the paper's noise
+_MIN_DIGIT_SIDE = 0.05  # the digit's longer side, as a fraction of the picture's, at least
+_MNIST_STROKE = 0.10  # widen thinner strokes (width / longer side) to MNIST's 10th percentile
+_DIGITS_STROKE = 0.15  # ... or load_digits' (its 32×32 bitmaps; medians 0.13 and 0.19)
+_THICKEN_SIDE = 96  # strokes are measured and widened on the digit shrunk to this size
+_SHADOW_WIDTH = 3  # marks wider than 1/3 of the picture are lighting, not strokes
+_PIECE_SIZE = 0.05  # a component joins the digit if this large (relative to the largest) ...
+_PIECE_GAP = 0.3  # ... and this close (relative to the digit's longer side)
 
 ImageSource = str | os.PathLike[str] | NDArray[Any]
 
 
-def image_to_mnist(image: ImageSource) -> NDArray[np.uint8]:
-    """A picture of one digit -> (784,) uint8, MNIST style.
+def image_to_digit(image: ImageSource, shape: tuple[int, int] = MNIST_SHAPE,
+                   max_value: int = 255) -> NDArray[np.uint8]:
+    """A picture of one digit -> (h·w,) uint8 in ``0..max_value``, light ink on 0.
 
-    ``image`` is a file Pillow can read, or an array (h, w) or (h, w, 3|4): integers as
-    0..255 intensities, floats as 0..1. Steps: greyscale (transparent parts count as white
-    paper); invert if the background, the border's median, is light; subtract the background
-    and stretch the ink to 0..255; crop to the ink's bounding box (pixels above 10 % of the
-    peak); resize (Lanczos) so the longer side is 20 px; place in 28×28 so that the centre of
-    mass is at (14, 14). DataError if the file is unreadable or the picture holds no ink.
+    ``image`` is a file Pillow can read, or an array (h, w), (h, w, 3) or (h, w, 4): uint8 as
+    0..255, uint16 as 0..65535, other integers as 0..255, floats as 0..1. ``shape`` (8, 8)
+    gives scikit-learn's digits (use ``max_value=16``); any other shape MNIST's layout (the
+    longer side in 20/28 of the field, centre of mass at the centre). DataError, naming the
+    file, if it is unreadable or holds no digit (no ink, only specks, or nothing left after
+    resizing).
     """
     source = "image array" if isinstance(image, np.ndarray) else str(image)
-    grey = _greyscale(image, source)
-    ink = _ink(grey, source)
-    digit = _resize_longer_side(_crop_to_ink(ink), _BOX)
-    return _centre_by_mass(digit).reshape(-1)
+    grey = _working_size(_greyscale(image, source))
+    ink, noise = _ink(grey, source)
+    mask = _digit_mask(ink, noise, source)
+    sklearn_digits = tuple(shape) == DIGITS_SHAPE
+    digit = _crop(mask)
+    digit = _thicken(_shrink(digit, _THICKEN_SIDE), _stroke_width(digit),
+                     _DIGITS_STROKE if sklearn_digits else _MNIST_STROKE)
+    render = _render_digits if sklearn_digits else _render_mnist
+    out = render(digit, tuple(shape))
+    if out.sum() < 0.01 * out.size:  # less than 1 % of the field in full ink
+        raise DataError(f"{source} holds no digit: its ink vanishes at {shape[0]}×{shape[1]}")
+    return np.rint(out * max_value).astype(np.uint8).reshape(-1)
 
 
-def load_images(paths: Iterable[ImageSource]) -> NDArray[np.uint8]:
-    """:func:`image_to_mnist` of each picture, stacked: (k, 784) uint8."""
-    rows = [image_to_mnist(path) for path in paths]
-    return np.stack(rows) if rows else np.zeros((0, _CANVAS * _CANVAS), dtype=np.uint8)
+def image_to_mnist(image: ImageSource) -> NDArray[np.uint8]:
+    """:func:`image_to_digit` in MNIST's format: (784,) uint8, 0..255."""
+    return image_to_digit(image, MNIST_SHAPE, 255)
+
+
+def load_images(paths: Iterable[ImageSource], shape: tuple[int, int] = MNIST_SHAPE,
+                max_value: int = 255) -> NDArray[np.uint8]:
+    """:func:`image_to_digit` of each picture, stacked: (k, h·w) uint8."""
+    rows = [image_to_digit(path, shape, max_value) for path in paths]
+    return np.stack(rows) if rows else np.zeros((0, math.prod(shape)), dtype=np.uint8)
+
+
+def digit_format(n_features: int, image_shape=None) -> tuple[tuple[int, int], int]:
+    """(shape, max_value) of the images a model with ``n_features`` inputs was trained on.
+
+    The model file's ``image_shape`` when it has one; else 784 -> MNIST (28×28, 0..255),
+    64 -> scikit-learn's digits (8×8, 0..16), a square number -> a square image, 0..255.
+    """
+    if image_shape and math.prod(image_shape) == n_features:
+        shape = (int(image_shape[0]), int(image_shape[1]))
+    else:
+        side = math.isqrt(n_features)
+        if side * side != n_features or side < 8:
+            raise DataError(f"the model takes {n_features} features, not images of digits")
+        shape = (side, side)
+    return shape, 16 if shape == DIGITS_SHAPE else 255
+
+
+# --- reading: greyscale in [0, 1], 0 black, 1 white --------------------------------------
 
 
 def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
-    """(h, w) float intensities 0..255 (0 black, 255 white)."""
+    """(h, w) intensities in [0, 1]; transparent parts count as white paper."""
     if isinstance(image, np.ndarray):
-        return _grey_from_pil(Image.fromarray(_array_to_uint8(image)))
+        return _grey_from_array(image)
     try:
         with Image.open(image) as picture:
             picture.load()
@@ -62,8 +128,7 @@ def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
         raise DataError(f"cannot read image {source}: {exc}") from exc
 
 
-def _array_to_uint8(array: NDArray[Any]) -> NDArray[np.uint8]:
-    """Check an image array's shape and range; return it as 0..255 uint8."""
+def _grey_from_array(array: NDArray[Any]) -> NDArray[np.float64]:
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
         raise DataError(f"image array has shape {array.shape}; expected (h, w), (h, w, 3) or "
                         "(h, w, 4)")
@@ -72,67 +137,294 @@ def _array_to_uint8(array: NDArray[Any]) -> NDArray[np.uint8]:
     if array.dtype.kind == "f":
         if not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
             raise DataError("float image arrays must hold intensities in [0, 1]")
-        return np.rint(array * 255).astype(np.uint8)
-    if array.dtype.kind not in "biu":
+        values = array.astype(np.float64)
+    elif array.dtype == np.uint16:
+        values = array / 65535.0
+    elif array.dtype.kind in "biu":
+        if array.min() < 0 or array.max() > 255:
+            raise DataError("integer image arrays must hold intensities in 0..255 "
+                            "(uint16: 0..65535)")
+        values = array / 255.0
+    else:
         raise DataError(f"image array has dtype {array.dtype}; expected numbers")
-    if array.min() < 0 or array.max() > 255:
-        raise DataError("integer image arrays must hold intensities in 0..255")
-    return array.astype(np.uint8)
+    if values.ndim == 2:
+        return values
+    grey = values[..., :3] @ np.array([0.299, 0.587, 0.114])  # ITU-R 601, as Pillow's "L"
+    if values.shape[2] == 4:
+        grey = values[..., 3] * grey + (1.0 - values[..., 3])  # composite onto white paper
+    return grey
 
 
 def _grey_from_pil(picture: Image.Image) -> NDArray[np.float64]:
-    """Greyscale, with transparent parts composited onto white paper."""
+    """8-bit modes through Pillow's "L"; 16-bit, 32-bit and float modes by their range."""
+    if picture.mode in ("I", "F") or picture.mode.startswith("I;16"):
+        values = np.asarray(picture, dtype=np.float64)
+        return _by_range(values, 65535.0 if picture.mode.startswith("I;16") else None)
     if "A" in picture.getbands() or "transparency" in picture.info:
         rgba = picture.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         picture = Image.alpha_composite(paper, rgba)
-    return np.asarray(picture.convert("L"), dtype=np.float64)
+    return np.asarray(picture.convert("L"), dtype=np.float64) / 255.0
 
 
-def _ink(grey: NDArray[np.float64], source: str) -> NDArray[np.float64]:
-    """Ink as light on 0: invert a light background, remove its level, stretch to 0..255."""
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > 127.5:
-        grey, border = 255.0 - grey, 255.0 - border
-    ink = np.clip(grey - np.median(border), 0.0, None)
-    peak = ink.max()
-    if peak <= 0:
-        raise DataError(f"{source} holds no digit: it has no ink darker/lighter than its "
-                        "background")
-    ink *= 255.0 / peak
-    ink[ink < _INK_THRESHOLD] = 0.0
-    return ink
+def _by_range(values: NDArray[np.float64], full: float | None) -> NDArray[np.float64]:
+    """Intensities of a 16-bit, 32-bit or float picture in [0, 1]: divided by the full scale
+    of the smallest usual range that holds them (1, 255, 65535), else stretched min to max."""
+    if not np.isfinite(values).all():
+        raise ValueError("the picture holds values that are not finite numbers")
+    low, high = values.min(), values.max()
+    if full is None and low >= 0:
+        full = next((f for f in (1.0, 255.0, 65535.0) if high <= f), None)
+    if full is None:
+        return (values - low) / (high - low) if high > low else np.zeros_like(values)
+    return values / full
 
 
-def _crop_to_ink(ink: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The smallest rectangle holding every ink pixel."""
-    rows = np.flatnonzero(ink.any(axis=1))
-    cols = np.flatnonzero(ink.any(axis=0))
-    return ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+def _working_size(grey: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Average a large picture down to a longer side of ``_WORKING_SIDE`` pixels."""
+    height, width = grey.shape
+    factor = max(height, width) / _WORKING_SIDE
+    if factor <= 1:
+        return grey
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
+    small = Image.fromarray(grey.astype(np.float32)).resize(size, Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.float64)
 
 
-def _resize_longer_side(box: NDArray[np.float64], side: int) -> NDArray[np.float64]:
-    """Resize (Lanczos, in floating point) keeping the aspect ratio; longer side = ``side``."""
-    height, width = box.shape
-    factor = side / max(height, width)
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    resized = Image.fromarray(box.astype(np.float32)).resize(
-        size, Image.Resampling.LANCZOS
-    )
-    return np.clip(np.asarray(resized, dtype=np.float64), 0.0, 255.0)
+# --- finding the ink ---------------------------------------------------------------------
 
 
-def _centre_by_mass(digit: NDArray[np.float64]) -> NDArray[np.uint8]:
-    """Place ``digit`` in a 28×28 canvas so that its centre of mass falls on (14, 14).
+def _ink(grey: NDArray[np.float64], source: str) -> tuple[NDArray[np.float64], float]:
+    """Ink strength (0 on paper, up to ~1 for black on white) and its noise (std) on paper.
 
-    The offset is rounded to whole pixels and clamped so that no ink leaves the canvas.
+    A picture of 64 px or more is first denoised (Gaussian blur), and its ink is then a
+    white top-hat of the picture with the ink turned light: the picture minus its grey opening
+    by a square a third of the picture wide, which keeps what is narrower than that
+    (strokes) and removes what is wider (lighting gradients, shadows, the table around the
+    page). A smaller picture (a digit already cropped) keeps the residual of its paper.
     """
+    big = max(grey.shape) >= 64
+    sigma = min(2.0, max(grey.shape) / 256) if big else 0.0
+    smooth = ndimage.gaussian_filter(grey, sigma) if big else grey
+    residual, noise, sign = _paper(smooth, source)
+    if not big:
+        return np.clip(sign * residual, 0.0, None), noise
+    oriented = sign * smooth
+    ink = oriented - ndimage.grey_opening(oriented, size=max(grey.shape) // _SHADOW_WIDTH)
+    # the paper's noise after the blur, from the fine detail the blur removed (lighting-free)
+    step = max(1, max(grey.shape) // 128)  # a median of ~128×128 samples is plenty
+    detail = (grey - smooth)[::step, ::step]
+    noise = _robust_std(detail) / (2.0 * math.sqrt(math.pi) * sigma)
+    return np.clip(ink, 0.0, None), noise
+
+
+def _paper(grey: NDArray[np.float64], source: str) -> tuple[NDArray[np.float64], float, float]:
+    """(``grey`` minus the paper's level, the paper's noise, +1 for light ink or -1 for dark).
+
+    Paper is what most of the picture is (:func:`_remove_lighting`), and ink the heavier tail
+    of the rest, when that tail stands out of the paper's noise. Otherwise (a digit cropped
+    to its ink: no level holds a clear majority) the picture must fall into two classes of
+    grey levels (Otsu's separability η = σ²_between / σ² at least 0.8; noise gives 0.64), and
+    paper is the class that holds most of the picture's border.
+    """
+    residual, noise = _remove_lighting(grey)
+    tolerance = max(3.0 * noise, 0.5 * _MIN_CONTRAST)
+    dark = -residual[residual < -tolerance].sum()
+    light = residual[residual > tolerance].sum()
+    stands_out = np.abs(residual).max() >= max(_NOISE_FACTOR * noise, _MIN_CONTRAST)
+    if stands_out and max(dark, light) > 0 and np.mean(np.abs(residual) <= tolerance) >= 0.5:
+        return residual, noise, (-1.0 if dark >= light else 1.0)
+    threshold, separability = _otsu(grey)
+    low = grey <= threshold
+    edge = np.concatenate([low[0], low[-1], low[:, 0], low[:, -1]])
+    paper = low if edge.mean() > 0.5 else ~low
+    level = float(np.median(grey[paper]))
+    if (separability < 0.8 or paper.all()
+            or abs(np.median(grey[~paper]) - level) < _MIN_CONTRAST):
+        raise DataError(f"{source} holds no digit: it has no ink darker or lighter than its "
+                        "background")
+    inner = ndimage.binary_erosion(paper, border_value=1)  # the anti-aliased edge is not noise
+    noise = _robust_std(grey[inner]) if inner.any() else 0.0
+    return grey - level, noise, (1.0 if edge.mean() > 0.5 else -1.0)
+
+
+def _robust_std(values: NDArray[np.float64]) -> float:
+    """The standard deviation of the bulk of ``values`` (1.4826 × the median absolute
+    deviation: exact for a normal distribution, deaf to a minority of outliers)."""
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def _remove_lighting(grey: NDArray[np.float64]):
+    """``grey`` minus the paper's lighting, and the paper's noise (robust std).
+
+    The lighting is a least-squares surface in (row, column) through the pixels within 2.5
+    robust standard deviations of the previous round's surface, of growing order: a constant
+    (their median), a plane, then a quadratic refitted until the paper stops changing. Each
+    round refits on what the previous one called paper, so ink (the outliers) stops pulling
+    the surface, even where it covers a third of the picture.
+    """
+    height, width = grey.shape
+    step = -(-max(height, width) // 48)  # fit on at most 48×48 samples: plenty for 6 terms
+    scale = max(height, width, 2)
+    rows, cols = np.arange(height)[:, None] / scale, np.arange(width)[None, :] / scale
+    A = _quadratic_terms(rows[::step], cols[:, ::step])  # (m, 6)
+    g = grey[::step, ::step].reshape(-1)
+    paper = np.ones(g.shape, dtype=bool)
+    coef = np.zeros(6)
+    for n_terms in (1, 3, 6, 6, 6, 6):
+        Ap = A[paper, :n_terms]
+        # normal equations by elementwise sums: BLAS threads cost more than they save here
+        gram = (Ap[:, :, None] * Ap[:, None, :]).sum(axis=0) + 1e-9 * np.eye(n_terms)
+        coef[:n_terms] = np.linalg.solve(gram, (Ap * g[paper, None]).sum(axis=0))
+        res = g - (A * coef).sum(axis=1)
+        centre = np.median(res[paper])
+        noise = _robust_std(res[paper])
+        paper = np.abs(res - centre) <= max(2.5 * noise, 0.01)
+    c0, cr, cc, crr, crc, ccc = coef
+    surface = c0 + centre + (cr + crr * rows) * rows + (cc + crc * rows + ccc * cols) * cols
+    return grey - surface, float(noise)
+
+
+def _quadratic_terms(rows: NDArray[np.float64], cols: NDArray[np.float64]):
+    """(h·w, 6): 1, r, c, r², rc, c² at each pixel, from rows (h, 1) and columns (1, w)."""
+    r, c = (a.reshape(-1) for a in np.broadcast_arrays(rows, cols))
+    return np.stack([np.ones_like(r), r, c, r * r, r * c, c * c], axis=-1)
+
+
+def _otsu(values: NDArray[np.float64], bins: int = 256) -> tuple[float, float]:
+    """Otsu's threshold, the cut maximising the between-class variance ω0 ω1 (μ0 − μ1)², and
+    the separability η: that variance over the total (1 for two pure levels)."""
+    low, high = float(values.min()), float(values.max())
+    counts, edges = np.histogram(values, bins=bins, range=(low, high if high > low else low + 1))
+    p = counts / values.size
+    mids = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(p)[:-1]
+    mu0 = np.cumsum(p * mids)[:-1]
+    mean = (p * mids).sum()
+    between = (mean * w0 - mu0) ** 2 / np.maximum(w0 * (1 - w0), 1e-12)
+    best = int(np.argmax(between))
+    total = (p * (mids - mean) ** 2).sum()
+    return float(edges[best + 1]), float(between[best] / total) if total > 0 else 0.0
+
+
+def _digit_mask(ink: NDArray[np.float64], noise: float, source: str) -> NDArray[np.bool_]:
+    """The pixels of the digit: Otsu's cut (above the noise floor), then the components that
+    make the digit (see :func:`_digit_components`)."""
+    floor = max(_MIN_CONTRAST, _NOISE_FACTOR * noise)
+    if ink.max() < floor:
+        raise DataError(f"{source} holds no digit: its darkest or lightest marks are within "
+                        "the paper's noise")
+    mask = ink > max(_otsu(ink)[0], floor / 2)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    keep = _digit_components(labels, n, ink, floor)
+    if keep.size == 0:
+        raise DataError(f"{source} holds no digit: its marks are too faint or too small")
+    return np.isin(labels, keep)
+
+
+def _digit_components(labels: NDArray[np.int_], n: int, ink: NDArray[np.float64],
+                      floor: float) -> NDArray[np.int_]:
+    """Labels of the digit: the largest contrasted component (preferring those that do not
+    touch the border: the table around the page), and the sizeable pieces near it."""
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    contrasted = np.bincount(labels[ink >= floor], minlength=n + 1)[1:] > 0
+    boxes = ndimage.find_objects(labels)
+    side = max(labels.shape)
+    extent = np.array([max(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes])
+    inner = np.array([b[0].start > 0 and b[1].start > 0 and b[0].stop < labels.shape[0]
+                      and b[1].stop < labels.shape[1] for b in boxes], dtype=bool)
+    real = contrasted & (extent >= max(3, _MIN_DIGIT_SIDE * side))
+    if not real.any():
+        return np.zeros(0, dtype=int)
+    candidates = real & inner if (real & inner).any() else real
+    main = int(np.argmax(np.where(candidates, sizes, -1)))
+    gap = np.array([_gap(boxes[main], b) for b in boxes])
+    near = candidates & (sizes >= _PIECE_SIZE * sizes[main]) & (gap <= _PIECE_GAP * extent[main])
+    return np.flatnonzero(near) + 1
+
+
+def _gap(a: tuple[slice, slice], b: tuple[slice, slice]) -> int:
+    """Pixels between two bounding boxes (0 when they overlap)."""
+    return max(max(b[k].start - a[k].stop, a[k].start - b[k].stop, 0) for k in (0, 1))
+
+
+def _crop(mask: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """The digit's bounding box, as ink 1 on 0. The digit is binary from here on, as NIST's
+    were before MNIST's normalisation: the resizing anti-aliases it, and ink that a shadow
+    made fainter counts as much as the rest."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return mask[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1].astype(np.float64)
+
+
+def _stroke_width(digit: NDArray[np.float64]) -> float:
+    """The strokes' mean width, as a fraction of the digit's longer side: 2·area / boundary
+    (a stroke of width w and length L has area wL and 2L boundary pixels)."""
+    core = digit > 0.5
+    boundary = core & ~ndimage.binary_erosion(core)
+    return 2.0 * core.sum() / max(boundary.sum(), 1) / max(digit.shape)
+
+
+def _shrink(digit: NDArray[np.float64], side: int) -> NDArray[np.float64]:
+    """``digit`` resized (anti-aliased) so that its longer side is at most ``side``."""
     height, width = digit.shape
-    rows, cols = np.indices(digit.shape)
-    total = digit.sum()
-    centre_row, centre_col = (rows * digit).sum() / total, (cols * digit).sum() / total
-    top = min(max(round(_CENTRE - centre_row), 0), _CANVAS - height)
-    left = min(max(round(_CENTRE - centre_col), 0), _CANVAS - width)
-    canvas = np.zeros((_CANVAS, _CANVAS))
-    canvas[top: top + height, left: left + width] = digit
-    return np.rint(canvas).astype(np.uint8)
+    factor = side / max(height, width)
+    if factor >= 1:
+        return digit
+    return _resize(digit, max(1, round(height * factor)), max(1, round(width * factor)))
+
+
+def _thicken(digit: NDArray[np.float64], width: float, wanted: float) -> NDArray[np.float64]:
+    """A digit written with a thinner pen than the model's training digits (stroke ``width``
+    below ``wanted``, both relative to the longer side), widened by a grey dilation with a
+    disc; others unchanged."""
+    radius = int(round((wanted - width) * max(digit.shape) / 2))
+    if radius < 1:
+        return digit
+    r, c = np.mgrid[-radius: radius + 1, -radius: radius + 1]
+    padded = np.pad(digit, radius)
+    return ndimage.grey_dilation(padded, footprint=r * r + c * c <= radius * radius)
+
+
+# --- rendering in a model's format -------------------------------------------------------
+
+
+def _resize(box: NDArray[np.float64], height: int, width: int) -> NDArray[np.float64]:
+    """Anti-aliased resize (Lanczos on floats), clipped to [0, 1]."""
+    resized = Image.fromarray(box.astype(np.float32)).resize(
+        (max(1, width), max(1, height)), Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(resized, dtype=np.float64), 0.0, 1.0)
+
+
+def _render_mnist(digit: NDArray[np.float64], shape: tuple[int, int]) -> NDArray[np.float64]:
+    """MNIST's layout: the longer side in 20/28 of the field, aspect kept, the centre of mass
+    at the field's centre (offset rounded, clamped so no ink leaves the field)."""
+    height, width = digit.shape
+    factor = round(_MNIST_BOX * min(shape)) / max(height, width)
+    small = _resize(digit, round(height * factor), round(width * factor))
+    centre = np.array(shape) / 2
+    return _place(small, shape, centre - np.array(ndimage.center_of_mass(small)))
+
+
+def _render_digits(digit: NDArray[np.float64], shape: tuple[int, int]) -> NDArray[np.float64]:
+    """scikit-learn's digits: the height fills a 32×32 bitmap (a wide digit: its width), the
+    width at least half the height (as in 1793 of load_digits' 1797 images: its 1s have
+    serifs), centred; then each 4×4 block's ink (0..1 as a fraction of 16 pixels) -> 8×8."""
+    height, width = digit.shape
+    factor = _DIGITS_BITMAP / max(height, width)
+    rows = round(height * factor)
+    bitmap = _resize(digit, rows, min(_DIGITS_BITMAP, max(round(width * factor), rows // 2)))
+    offset = (np.array([_DIGITS_BITMAP] * 2) - bitmap.shape) / 2
+    field = _place(bitmap, (_DIGITS_BITMAP, _DIGITS_BITMAP), offset)
+    block = _DIGITS_BITMAP // shape[0]
+    return field.reshape(shape[0], block, shape[1], block).mean(axis=(1, 3))
+
+
+def _place(small: NDArray[np.float64], shape: tuple[int, int],
+           offset: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``small`` pasted at ``offset`` (rounded; clamped inside) in a zero field of ``shape``."""
+    height, width = small.shape
+    top = min(max(round(offset[0]), 0), shape[0] - height)
+    left = min(max(round(offset[1]), 0), shape[1] - width)
+    field = np.zeros(shape)
+    field[top: top + height, left: left + width] = small
+    return field

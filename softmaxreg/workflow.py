@@ -830,14 +830,19 @@ def _features_for(estimator, scaling, X):
 
 def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
             header: str = "auto", empty: str = "error") -> dict:
-    """Top-k classes and probabilities for a data file or for images of digits."""
-    from .images import load_images
+    """Top-k classes and probabilities for a data file or for images of digits.
 
+    Images are made in the format of the model's training images (see
+    :func:`softmaxreg.images.digit_format`). An image that cannot be read or holds no digit
+    is reported in ``"errors"`` as (name, message) and the others are classified; DataError
+    when none can be.
+    """
     estimator, scaling, meta = load_bundle(model_path)
     image_suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
     _known_types(inputs, image_suffixes)
+    errors: list[tuple[str, str]] = []
     if all(Path(p).suffix.lower() in image_suffixes for p in inputs):
-        X, names = load_images(inputs), list(inputs)
+        X, names, errors = _read_images(inputs, estimator.n_features_in_, meta)
     elif len(inputs) == 1:  # columns matched to the model's by name; the label column optional
         options = {"header": header, "empty": empty} if (header, empty) != ("auto",
                                                                             "error") else {}
@@ -855,6 +860,7 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
         "probabilities": np.take_along_axis(P, order, axis=1).tolist(),
         "proba_all": P,
         "class_labels": estimator.classes_.tolist(),
+        "errors": errors,
     }
 
 
@@ -868,6 +874,27 @@ def _known_types(inputs: list[str], image_suffixes) -> None:
             raise DataError(f"cannot read {spec!r}: unknown file type {suffix!r}; predict reads "
                             f"data files ({', '.join(DATA_SUFFIXES)}, or a folder of IDX files) "
                             f"and images of digits ({', '.join(sorted(image_suffixes))})")
+
+
+def _read_images(paths: list[str], n_features: int, meta: dict):
+    """(X, names, errors): the images that hold a digit, in the model's format, their names,
+    and (name, message) for each of the others; DataError when none does."""
+    from .images import digit_format, image_to_digit
+
+    try:
+        shape, max_value = digit_format(n_features, meta.get("image_shape"))
+    except DataError as exc:
+        raise DataError(f"{', '.join(map(str, paths))}: {exc}") from None
+    rows, names, errors = [], [], []
+    for path in paths:
+        try:
+            rows.append(image_to_digit(path, shape, max_value))
+            names.append(str(path))
+        except DataError as exc:
+            errors.append((str(path), str(exc)))
+    if not rows:
+        raise DataError("; ".join(message for _, message in errors))
+    return np.stack(rows), names, errors
 
 
 def check_gradients(n_inputs: int, hidden, n_classes: int, activation: str = "tanh",
