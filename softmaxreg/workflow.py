@@ -411,8 +411,10 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
     * the same labels (typed once for the whole file) and the same scaling, fitted on the
       training rows;
     * a minibatch solver (adam by default; softmax regression at rate
-      :data:`STREAM_SOFTMAX_LR`) for the epochs :func:`_max_iter` gives, the learning-rate
-      schedule spread over epochs × chunks, and the whole training set's penalty.
+      :data:`STREAM_SOFTMAX_LR`) for the epochs :func:`_max_iter` gives (a file of one chunk,
+      read once: about TARGET_STEPS steps, at least 15 epochs, however many epochs that takes),
+      the learning-rate schedule spread over epochs × chunks, and the whole training set's
+      penalty.
     """
     from .streaming import fit_stream, open_source, read_labels, scan, stream_metrics
 
@@ -433,6 +435,8 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
     estimator = make_estimator(settings, stats.n)
     _check_fits(estimator, stats.moments.n_features, len(stats.classes))
     epochs = estimator.max_iter
+    if settings.epochs is None and stats.n_chunks == 1:  # passes over one chunk are free:
+        epochs = max(15, math.ceil(TARGET_STEPS / math.ceil(stats.n / settings.batch_size)))
     estimator.set_params(max_iter=epochs * stats.n_chunks, verbose=0)
     start = time.perf_counter()
     _, scaling = fit_stream(estimator, source, epochs=epochs, chunk_rows=chunk_rows,

@@ -248,6 +248,22 @@ def test_streaming_is_partial_fit_on_each_scaled_chunk(tmp_path):
     assert streamed.score(Xs, y) > SoftmaxRegression().fit(Xs, y).score(Xs, y) - 0.03
 
 
+def test_a_file_of_one_chunk_trains_as_partial_fit_epoch_after_epoch(tmp_path):
+    """One chunk is read once and its epochs run in one call of fit: the same model as that
+    many calls of partial_fit, and the estimator's settings are left as they were."""
+    X, y = _problem(n=300, seed=13)
+    np.save(tmp_path / "a.npy", np.column_stack([X, y]))
+    kw = dict(solver="adam", random_state=0, batch_size=64, learning_rate_init=0.05,
+              max_iter=7)
+    streamed, _ = fit_stream(SoftmaxRegression(**kw), NpySource(tmp_path / "a.npy"), epochs=7,
+                             chunk_rows=1000)
+    assert (streamed.max_iter, streamed.n_iter_no_change, streamed.n_iter_[0]) == (7, 10, 7)
+    ref, Xs = SoftmaxRegression(**kw), Scaling("standard").fit_transform(X)
+    for _ in range(7):
+        ref.partial_fit(Xs, y, classes=np.unique(y))
+    np.testing.assert_allclose(streamed.coef_, ref.coef_, rtol=1e-5, atol=1e-6)
+
+
 def test_small_chunks_minimise_the_whole_files_objective(tmp_path):
     """partial_fit penalises a chunk as a data set of its own (½‖W‖²/(C m)): chunks of 50 of
     600 rows would make the penalty 12 times too strong, and the file's objective J ends twice
@@ -340,8 +356,9 @@ def test_idx_folder_without_a_test_part_is_held_out_as_in_memory(tmp_path):
 # -- defaults that converge -----------------------------------------------------------------------
 def test_stream_defaults_converge_as_the_in_memory_fit_wine(tmp_path):
     """Wine through the CLI, in memory (L-BFGS) and streamed (Adam at the stream's rate, the
-    file's penalty): train log losses within 10% (before: 0.39-0.59 streamed, 0.04 in memory),
-    and the same hold-out."""
+    file's penalty): train log losses within 10% (before: 0.39-0.59 streamed, 0.04 in memory;
+    measured 0.0412 in memory, 0.0416 streamed), and the same hold-out. In two chunks of 70 rows
+    (400 steps: 200 epochs, the cap of a file read again each epoch) within 15% (0.0452)."""
     load_wine(as_frame=True).frame.to_csv(tmp_path / "wine.csv", index=False)
     reports = {}
     for name, extra in (("memory", []), ("stream", ["--stream"]), ("chunks", ["--stream",
@@ -351,8 +368,9 @@ def test_stream_defaults_converge_as_the_in_memory_fit_wine(tmp_path):
                      str(out), *extra]) == 0
         reports[name] = load_bundle(out)[2]["metrics"]
     memory = reports["memory"]["train"]["log_loss"]
-    for name in ("stream", "chunks"):
-        assert reports[name]["train"]["log_loss"] == pytest.approx(memory, rel=0.10), reports
+    for name, tolerance in (("stream", 0.10), ("chunks", 0.15)):
+        assert reports[name]["train"]["log_loss"] == pytest.approx(memory, rel=tolerance), \
+            reports
         assert reports[name]["test"]["n"] == reports["memory"]["test"]["n"] == 45
         assert reports[name]["test"]["accuracy"] >= reports["memory"]["test"]["accuracy"] - 0.03
 
