@@ -39,11 +39,11 @@ from sklearn.utils.validation import (
     check_is_fitted,
     validate_data,
 )
-from tqdm.auto import tqdm
 
 from . import distributed, optim, proximal, solvers
 from ._array_api import asarray, device, is_numpy, namespace, numpy_dtype, to_numpy
 from .activations import ACTIVATIONS
+from .callbacks import CallbackSupportMixin, FitTasks, fit_tasks, snapshot_of, with_callbacks
 from .exceptions import TrainingDivergedError
 from .functional import labels_from_logits, log_softmax
 from .network import Network, NetworkSpec
@@ -90,7 +90,7 @@ def _lazy_on_dask(method):
     return predict
 
 
-class _SoftmaxBase(ClassifierMixin, BaseEstimator):
+class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     """What both estimators share: validation, labels, weights, the choice of solver, prediction.
 
     A subclass says which hidden layers it has (``_hidden_sizes``), how strong the penalties of
@@ -102,6 +102,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
     _default_lr = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}
 
     # -- fitting ----------------------------------------------------------------------------
+    @with_callbacks
     def fit(self, X, y, sample_weight=None):
         """Fit the model to ``X`` (n × d, dense or sparse) and labels ``y`` (n,); returns self.
 
@@ -116,10 +117,13 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         else:
             rows = self._memory_rows(X, y, sample_weight)
         net = self._start_network(rows)
-        if self.solver in MINIBATCH_SOLVERS:
-            self._fit_minibatch(net, rows)
-        else:
-            self._fit_full_batch(net, rows)
+        minibatch = self.solver in MINIBATCH_SOLVERS
+        task = "epoch" if minibatch else "iteration"
+        with fit_tasks(self, f"fit: {task}", self.max_iter, X, y) as tasks:
+            if minibatch:
+                self._fit_minibatch(net, rows, tasks)
+            else:
+                self._fit_full_batch(net, rows, tasks)
         return self
 
     def _memory_rows(self, X, y, sample_weight) -> MemoryRows:
@@ -152,6 +156,7 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         return data.prepare(cw, self._dtype(data.dtype, data.top))
 
     @_minibatch_only
+    @with_callbacks
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of minibatch steps of ``solver`` over the chunk (X, y); returns self.
 
@@ -187,7 +192,8 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         X, y_enc, sw = _drop_unweighted(_as_network_input(X, net.dtype, True), y_enc, sw)
         if getattr(self, "_opt", None) is None or self._opt_solver != self.solver:
             self._new_optimizer(net)
-        self._run_epochs(net, MemoryRows(X, y_enc, sw), n_epochs=1)
+        with fit_tasks(self, "partial_fit: epoch", 1, X, y) as tasks:
+            self._run_epochs(net, MemoryRows(X, y_enc, sw), 1, tasks)
         return self
 
     def _check_solver(self) -> None:
@@ -285,28 +291,21 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         return net
 
     # -- full-batch solvers ------------------------------------------------------------------
-    def _fit_full_batch(self, net: Network, rows: Rows) -> None:
+    def _fit_full_batch(self, net: Network, rows: Rows, tasks: FitTasks) -> None:
         l1, l2 = self._penalties(rows.n, rows.total_weight, rows.n)
         fun = Objective(rows, net, l2)
-        bar = tqdm(total=self.max_iter, desc=self.solver, unit="it", disable=not self.verbose)
-
         self.loss_curve_ = []  # the objective J per iteration
 
-        def progress(it, J):
+        def progress(it, J, theta):  # the callbacks see the model as it is after iteration it
             self.loss_curve_.append(float(J))
-            bar.update()
-            bar.set_postfix(loss=f"{J:.6f}")
+            return tasks.step("iteration", lambda: snapshot_of(net, theta))
 
         theta = to_numpy(net.params)  # the solvers run on the host; θ and ∇J cross per step
-        try:
-            if self.solver == "fista":
-                res = proximal.fista(fun, theta, l1, net.penalty_mask, self.max_iter,
-                                     self.tol, callback=progress)
-            else:
-                res = self._full_batch_solver(fun, theta, self.max_iter, self.tol,
-                                              callback=progress)
-        finally:
-            bar.close()
+        if self.solver == "fista":
+            res = proximal.fista(fun, theta, l1, net.penalty_mask, self.max_iter, self.tol,
+                                 callback=progress)
+        else:
+            res = self._full_batch_solver(fun, theta, self.max_iter, self.tol, callback=progress)
         net.set_params(res.x)
         self._finish_full_batch(net, res)
         linear = len(net.layer_sizes) == 2  # (a network separating its data is no news)
@@ -337,15 +336,14 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             )
 
     # -- minibatch solvers -------------------------------------------------------------------
-    def _fit_minibatch(self, net: Network, rows: Rows) -> None:
+    def _fit_minibatch(self, net: Network, rows: Rows, tasks: FitTasks) -> None:
         validation = None
         if self.early_stopping:
             rows, validation = self._validation_split(rows)
         if not (self._warm() and hasattr(self, "history_")):
             self.history_ = History()
         self._new_optimizer(net)
-        n_run = self._run_epochs(net, rows, n_epochs=self.max_iter, validation=validation,
-                                 fresh=True)
+        n_run = self._run_epochs(net, rows, self.max_iter, tasks, validation, fresh=True)
         if n_run >= self.max_iter:  # neither the loss nor early stopping said "converged"
             warnings.warn(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
@@ -374,8 +372,8 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
             f"{self.loss_ / null:.0%} of the loss of always predicting the class frequencies "
             f"({null:.3g}). {advice}", ConvergenceWarning, stacklevel=4)
 
-    def _run_epochs(self, net: Network, rows: Rows, n_epochs: int, validation=None,
-                    fresh: bool = False) -> int:
+    def _run_epochs(self, net: Network, rows: Rows, n_epochs: int, tasks: FitTasks,
+                    validation=None, fresh: bool = False) -> int:
         """``n_epochs`` epochs of the optimiser over the rows; returns how many ran.
 
         A ``fresh`` run (``fit``) counts its epochs from 0; otherwise (``partial_fit``) the epoch
@@ -389,14 +387,19 @@ class _SoftmaxBase(ClassifierMixin, BaseEstimator):
         config = TrainConfig(
             epochs=start + n_epochs, start_epoch=start, batch_size=batch_size, l2=l2,
             seed=self._seed, early_stopping=self.early_stopping and fresh,
-            n_iter_no_change=self.n_iter_no_change, tol=self.tol, progress=bool(self.verbose),
+            n_iter_no_change=self.n_iter_no_change, tol=self.tol, progress=False,
         )
         data = (rows.X, rows.y, rows.s) if isinstance(rows, MemoryRows) else (rows, None, None)
         before = self.history_.n_epochs
+
+        def epoch_done(epoch, logs):  # the callbacks see the model after each epoch
+            self.loss_curve_ = list(self.history_.loss)
+            return tasks.step("epoch", lambda: snapshot_of(net))
+
         try:
             train(net, self._opt, optim.make_schedule(self.learning_rate, lr, self.max_iter),
                   data[0], data[1], config, sample_weight=data[2], validation=validation,
-                  history=self.history_)
+                  history=self.history_, callbacks=[epoch_done])
         finally:
             net.clear_caches()
             n_run = self.history_.n_epochs - before

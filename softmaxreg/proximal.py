@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from .solvers import Callback, Objective, SolverResult
+from .solvers import STOPPED, Callback, Objective, SolverResult
 
 Array = NDArray[np.float64]
 
@@ -70,8 +70,8 @@ def fista(
     for it in range(1, max_iter + 1):
         x_new, fx, gx, L = _backtracking_step(fun, y, gy, L, l1, mask)
         F = fx + l1 * float(np.abs(x_new[mask]).sum())
-        if callback is not None:
-            callback(it, F)
+        if callback is not None and callback(it, F, x_new):
+            return SolverResult(x_new, F, it, False, STOPPED)
         if not math.isfinite(F):
             return SolverResult(x_new, F, it, False, "the objective is not finite")
         if optimality(x_new, gx, l1, mask) <= tol:

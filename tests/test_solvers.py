@@ -43,7 +43,7 @@ def test_lbfgs_calls_back_each_iteration_and_stops_at_tol():
     seen = []
     tol = 1e-3
     res = lbfgs(rosenbrock, np.array([-1.2, 1.0]), max_iter=500, tol=tol,
-                callback=lambda it, J: seen.append((it, J)))
+                callback=lambda it, J, theta: seen.append((it, J)))
     assert res.converged
     assert [it for it, _ in seen] == list(range(1, len(seen) + 1))
     assert np.max(np.abs(rosen_der(res.x))) <= tol

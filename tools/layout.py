@@ -23,7 +23,7 @@ START, END = "<!-- layout:start -->", "<!-- layout:end -->"
 FLOORS = {
     "application": ["cli", "workflow", "plots", "images", "streaming"],
     "model tools": ["export", "inference", "gradcheck"],
-    "estimators": ["estimators"],
+    "estimators": ["estimators", "callbacks"],
     "backends and training": ["distributed", "training", "checkpoint", "objective"],
     "solvers": ["solvers", "proximal", "optim"],
     "files": ["persistence", "preprocessing", "io"],
