@@ -8,6 +8,7 @@ restores the original setting.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,15 @@ from threadpoolctl import ThreadpoolController
 
 _lock = threading.Lock()
 _held: dict[str, list[int]] = {}  # library path -> [holders, original number of threads]
+_controller: list = [None, -1]  # [ThreadpoolController, len(sys.modules) when it was made]
+
+
+def _libraries() -> list:
+    """The loaded libraries' thread pools.  Scanning them takes ~9 ms, so the scan is kept
+    until a new module is imported (which is how a new library gets loaded)."""
+    if _controller[1] != len(sys.modules):
+        _controller[:] = [ThreadpoolController(), len(sys.modules)]
+    return _controller[0].lib_controllers
 
 
 def _set_num_threads(controller, n: int) -> None:
@@ -39,7 +49,7 @@ def _set_num_threads(controller, n: int) -> None:
 def one_blas_thread(select: Callable[[str], bool] = lambda path: True) -> Iterator[None]:
     """Run the BLAS libraries whose file path ``select`` accepts on one thread, for the block."""
     with _lock:
-        mine = [c for c in ThreadpoolController().lib_controllers
+        mine = [c for c in _libraries()
                 if c.user_api == "blas" and select(c.filepath or "")]
         for c in mine:
             entry = _held.setdefault(c.filepath, [0, c.num_threads])
