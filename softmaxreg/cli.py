@@ -190,13 +190,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="feature scaling, fitted on the training rows and stored with the "
                         "model; auto: 8-bit pixels to [0, 1], sparse (svmlight) features divided "
                         "by their largest |x| (maxabs), others standardised")
-    t.add_argument("--label-column", type=_column,
-                   help="CSV label column, by name or index (default: the column named label, "
-                        "else the only column of text, else the last)")
-    _table_options(t)
-    t.add_argument("--data-dir", metavar="FOLDER",
-                   help="folder holding MNIST's IDX files (default: $SOFTMAXREG_DATA, else the "
-                        "cache, else a download into it)")
+    _table_options(t, "the column named label, else the only column of text, else the last",
+                   ", else a download into it")
     t.add_argument("--out", metavar="FILE.npz",
                    help="write the model to this .npz file, which must not be an input or the "
                         "checkpoint (default: not written)")
@@ -227,13 +222,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", required=True,
                    help="mnist, a bundled set or a data file; the model's training data set is "
                         "scored on its held-out part")
-    e.add_argument("--label-column", type=_column,
-                   help="CSV label column, by name or index (default: the one the model was "
-                        "trained with)")
-    _table_options(e)
-    e.add_argument("--data-dir", metavar="FOLDER",
-                   help="folder holding MNIST's IDX files (default: $SOFTMAXREG_DATA, else the "
-                        "cache)")
+    _table_options(e, "the one the model was trained with", "")
     e.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("predict", help="classify rows of a data file or images of digits",
@@ -249,10 +238,8 @@ def _parser() -> argparse.ArgumentParser:
                             "every class probability (full precision)")
     p.add_argument("--top-k", type=_COUNT, default=1,
                    help="print this many most probable classes per input")
-    p.add_argument("--label-column", type=_column,
-                   help="CSV label column, ignored if present, by name or index (default: the "
-                        "one the model was trained with; a file may also have none)")
-    _table_options(p)
+    _table_options(p, "the one the model was trained with; ignored if present, and a file may "
+                      "also have none")
 
     g = sub.add_parser("plot", help="draw learning curves, confusion matrix, weights, mistakes",
                        epilog=PLOT_EXAMPLES, formatter_class=fmt)
@@ -417,8 +404,16 @@ def _column(value: str) -> str | int:
     return int(value) if value.lstrip("-").isdigit() else value
 
 
-def _table_options(parser: argparse.ArgumentParser) -> None:
-    """--header and --empty-cells: how a CSV/TSV file is read."""
+def _table_options(parser: argparse.ArgumentParser, label_default: str,
+                   download: str | None = None) -> None:
+    """--label-column, --header and --empty-cells: how a CSV/TSV file is read; and --data-dir,
+    where MNIST is found (not for predict, whose data are files)."""
+    parser.add_argument("--label-column", type=_column,
+                        help=f"CSV label column, by name or index (default: {label_default})")
+    if download is not None:
+        parser.add_argument("--data-dir", metavar="FOLDER",
+                            help="folder holding MNIST's IDX files (default: $SOFTMAXREG_DATA, "
+                                 f"else the cache{download})")
     parser.add_argument("--header", choices=HEADER_CHOICES, default="auto",
                         help="CSV: whether the first row names the columns; auto recognises a "
                              "header by its names (default: %(default)s)")
