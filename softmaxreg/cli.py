@@ -300,6 +300,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             print(f"{command}: error: {cli_words(str(exc))}", file=sys.stderr)
             return 1
+        except MemoryError as exc:  # numpy's message gives the size it could not allocate
+            detail = f" ({exc})" if str(exc) else ""
+            print(f"{command}: error: out of memory{detail}; the data or the model is too "
+                  "large for this machine", file=sys.stderr)
+            return 1
         sys.stdout.flush()  # here, where a reader that left can still be noticed
         return status
     except KeyboardInterrupt:

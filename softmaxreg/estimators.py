@@ -19,6 +19,7 @@ the host, and ``classes_`` follows ``y``'s namespace, as in ``LogisticRegression
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import warnings
 from numbers import Integral, Real
@@ -472,9 +473,11 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             net = net.to_numpy()  # (dispatch off: X was made NumPy; the model follows it)
         Z = net.logits(X)
         xp = namespace(Z)
-        if linear and not bool(xp.all(xp.isfinite(Z))):
+        if bool(xp.all(xp.isfinite(Z))):
+            return Z
+        if linear:
             assert_all_finite(X.data if sp.issparse(X) else X, input_name="X")
-        return Z
+        return _finite_logits(net, X, Z)
 
     def _check_same_namespace(self, X, method: str) -> None:
         """Under array-API dispatch, X must be where the model was fitted (scikit-learn's rule
@@ -599,6 +602,24 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = True
         tags.array_api_support = True
         return tags
+
+
+def _finite_logits(net: Network, X, Z):
+    """Z recomputed in float64 where the model's dtype overflowed (a float32 model given rows
+    beyond 3.4e38, or weights near that limit), else ValueError: a prediction from logits
+    that are not finite would be NaN, and argmax of NaN is class 0."""
+    if net.dtype != np.float64:
+        wide = dataclasses.replace(net.spec, dtype="float64")
+        Z = wide.build(net.params, xp=net.xp, device=net.device).logits(X)
+    xp = namespace(Z)
+    bad = ~xp.all(xp.isfinite(Z), axis=1)
+    if bool(xp.any(bad)):
+        rows = np.flatnonzero(to_numpy(bad))
+        raise ValueError(
+            f"the model's logits are not finite for {rows.size} of {Z.shape[0]} rows (first: "
+            f"row {rows[0]}): the inputs or the weights are beyond the range where this model's "
+            "predictions are defined (even in float64)")
+    return Z
 
 
 def _check_two_classes(classes) -> None:

@@ -43,7 +43,8 @@ from .estimators import SoftmaxRegression
 from .exceptions import DataError
 from .io.dataset import DataSchema, generated_names
 from .io.idx import open_idx, read_idx_rows, require_idx_file
-from .io.tabular import integer_labels, open_csv, parse_labels, parse_svmlight
+from .io.tabular import (check_svmlight_width, integer_labels, open_csv, parse_labels,
+                         parse_svmlight)
 from .preprocessing import Moments, Scaling
 
 __all__ = ["Source", "CsvSource", "SvmlightSource", "NpySource", "IdxSource", "open_source",
@@ -136,13 +137,17 @@ class SvmlightSource(Source):
     def layout(self) -> tuple[int, bool]:
         """(d, zero_based) of the file: from the largest and the smallest index in it."""
         if self.n_features is None or self.zero_based is None:
-            low, high = math.inf, -1
+            low, high, n, nnz = math.inf, -1, 0, 0
             for X, _ in self._parse_chunks(CHUNK_ROWS, None, True):
+                n, nnz = n + X.shape[0], nnz + X.nnz
                 if X.nnz:
                     low, high = min(low, int(X.indices.min())), max(high, int(X.indices.max()))
             zero_based = low == 0 if self.zero_based is None else self.zero_based
+            if self.n_features is None:
+                d = max(high + (1 if zero_based else 0), 1)
+                check_svmlight_width(self.path, d, n, nnz)
+                self.n_features = d
             self.zero_based = zero_based
-            self.n_features = self.n_features or max(high + (1 if zero_based else 0), 1)
         return self.n_features, self.zero_based
 
     def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:

@@ -437,7 +437,25 @@ def read_svmlight(path: PathLike, *, schema: DataSchema | None = None) -> Datase
         raise DataError(f"{path} uses feature index {d}, beyond the model's {d} features "
                         f"(0..{d - 1})")
     X = X[:, 1:] if base else X if d is None else X[:, :d]
+    if d is None:
+        check_svmlight_width(path, X.shape[1], X.shape[0], X.nnz)
     return Dataset(sp.csr_matrix(X), y, name=path.stem, index_base=base)
+
+
+# A file justifies as many features as it has values, or 2¹⁸ (a few hundred MB for the weights
+# and L-BFGS's history with 10 classes): past both, the model's weights (d × K), the solver's
+# state and the features' names would grow with one index written in the file, not with the data.
+SVMLIGHT_MIN_WIDTH = 1 << 18
+
+
+def check_svmlight_width(path: PathLike, n_features: int, n_rows: int, nnz: int) -> None:
+    """DataError unless ``n_features`` (the largest index in the file) is justified by its
+    ``nnz`` values: at most max(nnz, SVMLIGHT_MIN_WIDTH)."""
+    if n_features > max(nnz, SVMLIGHT_MIN_WIDTH):
+        raise DataError(
+            f"{path}: its largest feature index makes {n_features} features, from only {nnz} "
+            f"values in {n_rows} rows; a file justifies at most max(its values, "
+            f"{SVMLIGHT_MIN_WIDTH}) features")
 
 
 def parse_svmlight(data: str | IO[bytes], path: Path, n_features: int | None = None,
