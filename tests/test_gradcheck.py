@@ -15,6 +15,7 @@ from softmaxreg.activations import ACTIVATIONS, Activation
 from softmaxreg.cli import main
 from softmaxreg.gradcheck import central_differences, gradcheck, random_problem
 from softmaxreg.layers import Dense
+from softmaxreg.workflow import check_gradients
 
 ACTIVATION_NAMES = ["relu", "leaky_relu", "tanh", "sigmoid", "identity"]
 ARCHITECTURES = [  # 0, 1, 2 and 3 hidden layers; K softmax outputs or one sigmoid unit
@@ -155,8 +156,13 @@ def test_a_network_without_output_intercepts_passes():
 
 
 def test_gradcheck_one_class_is_refused(capsys):
-    assert main(["gradcheck", "--classes", "1"]) == 1
-    assert "at least 2 classes, got 1" in capsys.readouterr().err
+    """Refused when parsed (argparse's exit 2, issue 13.4), and from Python by the use case."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["gradcheck", "--classes", "1"])
+    assert exit_.value.code == 2
+    assert "must be at least 2" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="at least 2 classes, got 1"):
+        check_gradients(4, (3,), 1)
 
 
 # -- injected backprop bugs at the sizes of the issue --------------------------------------------
