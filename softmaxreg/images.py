@@ -27,8 +27,10 @@ Finding the ink, step by step:
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -116,16 +118,74 @@ def digit_format(n_features: int, image_shape=None) -> tuple[tuple[int, int], in
 # --- reading: greyscale in [0, 1], 0 black, 1 white --------------------------------------
 
 
+# Formats a picture of a digit comes in, recognised from the file's content: Pillow tries only
+# these plugins, so an EPS named .png never reaches the EPS plugin (which runs Ghostscript).
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+# More pixels than any camera's photo (a 50 MP sensor has 8688 × 5792); checked from the header,
+# before anything is decoded: a 52 KB PNG can declare 9000 × 9000.
+MAX_PIXELS = 100_000_000
+# What Pillow's parsers raise on a hostile file, besides OSError (DataError names the file)
+_PARSER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError,
+                  KeyError, TypeError, ZeroDivisionError, OverflowError, MemoryError)
+
+
 def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
-    """(h, w) intensities in [0, 1]; transparent parts count as white paper."""
+    """(h, w) intensities in [0, 1]; transparent parts count as white paper.
+
+    A file is opened in one of IMAGE_FORMATS only, its size checked against MAX_PIXELS before
+    decoding, decoded in 8 bits (16-bit and float pictures in their own mode), and a large
+    picture reduced by an integer factor towards ``_WORKING_SIDE`` while (JPEG: ``draft``) or
+    right after decoding, so float64 only ever holds the reduced picture.
+    """
     if isinstance(image, np.ndarray):
         return _grey_from_array(image)
     try:
-        with Image.open(image) as picture:
+        with _CappedReads(io.FileIO(image)) as file, \
+                Image.open(file, formats=IMAGE_FORMATS) as picture:
+            _check_pixels(picture.size, source)
+            factor = max(picture.size) // _WORKING_SIDE
+            if factor >= 2 and picture.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale
+                picture.draft(picture.mode, tuple(-(-n // factor) for n in picture.size))
             picture.load()
             return _grey_from_pil(ImageOps.exif_transpose(picture))
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read image {source}: {exc}") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's check in Image.open, past 179 MP
+        raise DataError(f"{source} has more than the {MAX_PIXELS // 1_000_000} million pixels "
+                        f"a picture may have ({exc})") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise DataError(f"cannot read image {source}: not a picture in one of the formats "
+                        f"{', '.join(IMAGE_FORMATS)}") from exc
+    except _PARSER_ERRORS as exc:
+        raise DataError(f"cannot read image {source}: {type(exc).__name__}: {exc}") from exc
+
+
+class _CappedReads(io.BufferedReader):
+    """A file whose large reads never ask for more than it holds: Pillow's PNG plugin skips
+    the rest of an IDAT chunk by reading its declared length (up to 2³¹ bytes), and CPython
+    allocates what is asked before reading."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size > _READ_CAP:
+            size = max(0, min(size, os.fstat(self.fileno()).st_size - self.tell()))
+        return super().read(size)
+
+
+_READ_CAP = 1 << 24
+
+
+def _check_pixels(size: tuple[int, int], source: str) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise DataError(f"{source} is {width}×{height} pixels, more than the "
+                        f"{MAX_PIXELS // 1_000_000} million pixels a picture may have")
+    if width * height == 0:
+        raise DataError(f"{source} is {width}×{height} pixels: it holds no picture")
+
+
+def _reduced(picture: Image.Image) -> Image.Image:
+    """A picture more than twice ``_WORKING_SIDE`` reduced by an integer factor (box average),
+    to at least ``_WORKING_SIDE`` on its longer side; :func:`_working_size` does the rest."""
+    factor = max(picture.size) // _WORKING_SIDE
+    return picture.reduce(factor) if factor >= 2 else picture
 
 
 def _grey_from_array(array: NDArray[Any]) -> NDArray[np.float64]:
@@ -158,13 +218,14 @@ def _grey_from_array(array: NDArray[Any]) -> NDArray[np.float64]:
 def _grey_from_pil(picture: Image.Image) -> NDArray[np.float64]:
     """8-bit modes through Pillow's "L"; 16-bit, 32-bit and float modes by their range."""
     if picture.mode in ("I", "F") or picture.mode.startswith("I;16"):
-        values = np.asarray(picture, dtype=np.float64)
-        return _by_range(values, 65535.0 if picture.mode.startswith("I;16") else None)
+        full = 65535.0 if picture.mode.startswith("I;16") else None
+        picture = _reduced(picture.convert("I") if full else picture)
+        return _by_range(np.asarray(picture, dtype=np.float64), full)
     if "A" in picture.getbands() or "transparency" in picture.info:
         rgba = picture.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         picture = Image.alpha_composite(paper, rgba)
-    return np.asarray(picture.convert("L"), dtype=np.float64) / 255.0
+    return np.asarray(_reduced(picture.convert("L")), dtype=np.float64) / 255.0
 
 
 def _by_range(values: NDArray[np.float64], full: float | None) -> NDArray[np.float64]:

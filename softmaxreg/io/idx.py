@@ -226,6 +226,8 @@ def _read_idx_split(folder: Path, prefix: str) -> tuple[NDArray[Any], NDArray[An
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim < 2:
         raise DataError(f"{images_path} holds a {images.ndim}-D array; expected images (n, h, w)")
+    if len(images) == 0:
+        raise DataError(f"{images_path} holds no images (its header says {images.shape})")
     if labels.ndim != 1:
         raise DataError(f"{labels_path} holds a {labels.ndim}-D array; expected labels (n,)")
     if len(images) != len(labels):
