@@ -364,9 +364,11 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         null = float(-np.sum(p[p > 0] * np.log(p[p > 0])))
         if not self.loss_ > 0.5 * null:
             return
-        advice = (f"The features reach |x| = {rows.top:.3g}, and minibatch training learns best on "
-                  "features of order 1: scale them, e.g. with sklearn.preprocessing.StandardScaler."
-                  if rows.top > 10 else
+        rms = _largest_column_rms(rows.X)
+        advice = (f"Its features have a root mean square of up to {rms:.3g}, and minibatch "
+                  "training learns best on features of order 1: scale them, e.g. with "
+                  "sklearn.preprocessing.StandardScaler."
+                  if rms > 10 else
                   "Train longer (max_iter) or with a larger learning_rate_init.")
         warnings.warn(
             f"{type(self).__name__} learned little: its training loss {self.loss_:.3g} is "
@@ -654,6 +656,14 @@ def _take_rows(X, rows: np.ndarray):
     if sp.issparse(X) or isinstance(X, np.ndarray):
         return X[rows]
     return namespace(X).take(X, asarray(rows, X, np.int64), axis=0)
+
+
+def _largest_column_rms(X) -> float:
+    """max_j √(mean_i x_ij²): 1 or less for standardised or [0, 1] features, ~1e3 for wine's
+    proline (max |x| alone also flags a standardised rare pixel)."""
+    X = to_numpy(X)
+    squares = X.multiply(X).mean(axis=0) if sp.issparse(X) else np.mean(np.square(X, dtype=np.float64), axis=0)
+    return float(np.sqrt(np.max(squares))) if X.shape[0] else 0.0
 
 
 def _largest_abs(X) -> float:

@@ -62,6 +62,7 @@ def save(estimator, path: str | os.PathLike, *, scaling: Scaling | None = None,
     """
     from sklearn.utils.validation import check_is_fitted
 
+    estimator, scaling, schema = _unwrap(estimator, scaling, schema)
     check_is_fitted(estimator)
     net: Network = estimator.network_.to_numpy()  # (a model fitted on a device: a host copy)
     schema = schema or default_schema(estimator)
@@ -93,6 +94,24 @@ def save(estimator, path: str | os.PathLike, *, scaling: Scaling | None = None,
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def _unwrap(model, scaling, schema):
+    """(estimator, scaling, schema) of what :func:`save` is given: a registered estimator, or
+    the ``Pipeline`` :func:`load` returns (a ``FeatureScaler``, then the estimator)."""
+    steps = [step for _, step in getattr(model, "steps", ())]
+    if len(steps) == 2 and isinstance(steps[0], FeatureScaler) and scaling is None:
+        scaler, model = steps
+        scaling = scaler.scaling_
+        names = getattr(scaler, "feature_names_in_", None)
+        if schema is None and names is not None:
+            schema = DataSchema(tuple(str(n) for n in names))
+    if type(model).__name__ not in MODEL_KINDS:
+        raise ModelFileError(
+            f"cannot save a {type(model).__name__}: a model file holds a fitted "
+            f"{' or '.join(MODEL_KINDS)}, or the Pipeline softmaxreg.load returns (a "
+            "FeatureScaler, then the estimator); save another pipeline's steps yourself")
+    return model, scaling, schema
 
 
 def default_schema(estimator) -> DataSchema:

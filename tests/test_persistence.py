@@ -155,3 +155,26 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, iris, monkey
         model.save(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.npz"]
+
+
+def test_what_load_returns_saves_again(tmp_path):
+    """softmaxreg.load gives a Pipeline (FeatureScaler, estimator) for a file with a scaling;
+    saving it writes the same model (same probabilities on raw rows); another pipeline gets one
+    ModelFileError that says what a model file holds."""
+    import softmaxreg
+    from sklearn.datasets import load_wine
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from softmaxreg import ModelFileError, SoftmaxRegression
+    from softmaxreg.cli import main
+
+    first, again = tmp_path / "wine.npz", tmp_path / "again.npz"
+    assert main(["train", "--dataset", "wine", "--quiet", "--out", str(first)]) == 0
+    X, y = load_wine(return_X_y=True)
+    loaded = softmaxreg.load(first)
+    save(loaded, again)
+    np.testing.assert_array_equal(softmaxreg.load(again).predict_proba(X),
+                                  loaded.predict_proba(X))
+    with pytest.raises(ModelFileError, match="cannot save a Pipeline"):
+        save(make_pipeline(StandardScaler(), SoftmaxRegression()).fit(X, y), tmp_path / "p.npz")
