@@ -43,8 +43,7 @@ from .estimators import SoftmaxRegression
 from .exceptions import DataError
 from .io.dataset import DataSchema, generated_names
 from .io.idx import open_idx, read_idx_rows, require_idx_file
-from .io.tabular import (check_svmlight_width, integer_labels, open_csv, parse_labels,
-                         parse_svmlight)
+from .io.tabular import check_svmlight_width, integer_labels, open_csv, parse_labels, parse_svmlight
 from .preprocessing import Moments, Scaling
 
 __all__ = ["Source", "CsvSource", "SvmlightSource", "NpySource", "IdxSource", "open_source",
