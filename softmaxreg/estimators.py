@@ -661,9 +661,12 @@ def _take_rows(X, rows: np.ndarray):
 def _largest_column_rms(X) -> float:
     """max_j √(mean_i x_ij²): 1 or less for standardised or [0, 1] features, ~1e3 for wine's
     proline (max |x| alone also flags a standardised rare pixel)."""
-    X = to_numpy(X)
-    squares = X.multiply(X).mean(axis=0) if sp.issparse(X) else np.mean(np.square(X, dtype=np.float64), axis=0)
-    return float(np.sqrt(np.max(squares))) if X.shape[0] else 0.0
+    if X.shape[0] == 0:
+        return 0.0
+    if sp.issparse(X):
+        return float(np.sqrt(X.multiply(X).mean(axis=0).max()))
+    xp = namespace(X)  # on X's device: nothing the size of X crosses to the host
+    return float(xp.max(xp.mean(X * X, axis=0))) ** 0.5
 
 
 def _largest_abs(X) -> float:
