@@ -10,7 +10,7 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 
@@ -322,16 +322,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _too_large(args) -> str | None:
     """Why the network the options describe cannot fit in memory, whatever the data (one input
     and two classes at least), or None."""
+    shown = None
     if args.command == "train" and args.model == "network" and not args.resume:
         solver = args.solver or "adam"
         sizes, itemsize, option = [1, *args.hidden, 1], 4 if solver != "lbfgs" else 8, "--hidden"
+        shown = f"hidden layers {'-'.join(map(str, args.hidden))}"  # the data's sizes unknown
     elif args.command == "gradcheck":
         sizes, itemsize = [args.inputs, *args.hidden, args.classes], 8
         solver, option = "sgd", "--inputs/--hidden/--classes"
     else:
         return None
     try:
-        check_network_fits(sizes, solver, itemsize, "the network")
+        check_network_fits(sizes, solver, itemsize, "the network", shown)
     except ValueError as exc:
         return f"argument {option}: {exc}"
     return None
@@ -372,29 +374,45 @@ def _train(args) -> int:
         except TrainingInterrupted as exc:
             print(f"softmaxreg train: {exc}", file=sys.stderr)
             return 128 + exc.signum
+        except Exception:  # a warning may say why (a label column that looks like a feature)
+            _print_warnings(caught)
+            raise
     return _report_training(result, caught, args.out)
+
+
+def _print_warnings(caught) -> None:
+    for w in caught:
+        print(f"warning: {cli_words(str(w.message))}", file=sys.stderr)
 
 
 def _settings(args) -> TrainSettings:
     """The run the options describe; with --resume, the run stored in the checkpoint."""
     options = [f.name for f in fields(TrainSettings) if f.name in vars(args)]
-    if args.resume:
-        given = [o for o in options if getattr(args, o) != getattr(DEFAULT, o)]
+    if args.resume:  # where the data are is not a setting of the run: --data-dir may move
+        given = [o for o in options
+                 if o != "data_dir" and getattr(args, o) != getattr(DEFAULT, o)]
         if given:
             raise ValueError(f"--resume continues a run with the settings it was started with; "
                              f"drop --{given[0].replace('_', '-')}")
-        return resume_settings(args.resume, progress=not args.quiet)
+        settings = resume_settings(args.resume, progress=not args.quiet)
+        return settings if args.data_dir is None else replace(settings, data_dir=args.data_dir)
     values = {o: getattr(args, o) for o in options}
     values["hidden"] = tuple(args.hidden)
     return TrainSettings(**values, progress=not args.quiet)
 
 
 def _report_training(result, caught, out) -> int:
-    for w in caught:
-        print(f"warning: {cli_words(str(w.message))}", file=sys.stderr)
+    _print_warnings(caught)
     r = result.report
     print(f"{r['model']} on {r['dataset']}: {r['n_parameters']} parameters, "
           f"fitted in {r['fit_seconds']:.2f} s")
+    if "label_column" in r:  # chosen by default: say which
+        print(f"  label column {r['label_column']!r} ({r['n_classes']} classes)")
+    if "stopped" in r:
+        s = r["stopped"]
+        print(f"  stopped after {s['epochs']} of {s['max_epochs']} epochs: the "
+              f"{s['monitored']} loss improved by less than tol={_short(s['tol'])} for "
+              f"{s['n_iter_no_change']} epochs")
     for name in ("train", "validation", "test"):
         if name in r:
             print(f"  {name:<10} accuracy {r[name]['accuracy']:.4f}   "
@@ -402,6 +420,11 @@ def _report_training(result, caught, out) -> int:
     if out:
         print(f"model written to {out}")
     return 0
+
+
+def _short(x: float) -> str:
+    """1e-4, not 0.0001: a tolerance as the help and the docs write it."""
+    return np.format_float_scientific(x, trim="-", exp_digits=1) if x else "0"
 
 
 def _column(value: str) -> str | int:
@@ -427,13 +450,29 @@ def _table_options(parser: argparse.ArgumentParser, label_default: str,
                              "drops its row, or reads as zero (default: %(default)s)")
 
 
+@contextlib.contextmanager
+def _warnings_on_stderr():
+    """Each warning the library gives inside the block as one line on stderr, in the CLI's
+    words."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            _print_warnings(caught)
+
+
 def _evaluate(args) -> int:
-    m = evaluate(args.model, args.dataset, label_column=args.label_column,
-                 data_dir=args.data_dir, header=args.header, empty=args.empty)
+    with _warnings_on_stderr():
+        m = evaluate(args.model, args.dataset, label_column=args.label_column,
+                     data_dir=args.data_dir, header=args.header, empty=args.empty)
+    if m.get("note"):
+        print(f"softmaxreg evaluate: note: {m['note']}", file=sys.stderr)
     if args.json:
         print(json.dumps(m, indent=2))
         return 0
-    print(f"accuracy {m['accuracy']:.4f}   log loss {m['log_loss']:.4f}   ({m['n']} examples)\n")
+    examples = "example" if m["n"] == 1 else "examples"
+    print(f"accuracy {m['accuracy']:.4f}   log loss {m['log_loss']:.4f}   ({m['n']} {examples})\n")
     width = max(5, *(len(str(c)) for c in m["classes"]))
     print(f"{'class':>{width}}  precision  recall     f1  support")
     for i, c in enumerate(m["classes"]):
@@ -449,15 +488,16 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    out = predict(args.model, args.inputs, top_k=args.top_k,
-                  label_column=args.label_column, header=args.header, empty=args.empty)
+    with _warnings_on_stderr():
+        out = predict(args.model, args.inputs, top_k=args.top_k,
+                      label_column=args.label_column, header=args.header, empty=args.empty)
     if args.json:
         P = out["proba_all"]
         labels = np.asarray(out["class_labels"], dtype=object)[np.argmax(P, axis=1)]
         print(json.dumps({"classes": out["class_labels"], "inputs": out["inputs"],
                           "predicted": labels.tolist(), "probabilities": P.tolist(),
-                          "errors": [{"input": i, "error": e} for i, e in out["errors"]]},
-                         indent=1))
+                          "errors": [{"input": i, "error": e} for i, e in out["errors"]],
+                          "dropped_rows": out["dropped_rows"]}, indent=1))
     elif args.proba:
         print(",".join(["input", *map(str, out["class_labels"])]))
         for name, row in zip(out["inputs"], out["proba_all"]):
@@ -466,13 +506,20 @@ def _predict(args) -> int:
         for name, classes, probs in zip(out["inputs"], out["classes"], out["probabilities"]):
             tops = "  ".join(f"{c} ({p:.3f})" for c, p in zip(classes, probs))
             print(f"{name}: {tops}")
+    if out["dropped_rows"]:  # the rows printed keep their numbers in the file
+        rows = out["dropped_rows"]
+        shown = ", ".join(map(str, rows[:20])) + (f" and {len(rows) - 20} more"
+                                                   if len(rows) > 20 else "")
+        print(f"softmaxreg predict: note: {len(rows)} row{'s' if len(rows) != 1 else ''} with "
+              f"empty cells dropped (data rows {shown}, counted from 0)", file=sys.stderr)
     for _, message in out["errors"]:  # every other image is classified; the status says so
         print(f"softmaxreg predict: error: {message}", file=sys.stderr)
     return 1 if out["errors"] else 0
 
 
 def _plot(args) -> int:
-    result = plot(args.source, args.out, dataset=args.dataset, data_dir=args.data_dir)
+    with _warnings_on_stderr():
+        result = plot(args.source, args.out, dataset=args.dataset, data_dir=args.data_dir)
     for path in result.paths:
         print(path)
     for name, why in result.skipped.items():

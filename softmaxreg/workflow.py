@@ -175,15 +175,18 @@ def network_memory(layer_sizes, solver: str, itemsize: int) -> tuple[int, int]:
     return params, params * itemsize * STATE_COPIES.get(solver, 4)
 
 
-def check_network_fits(layer_sizes, solver: str, itemsize: int, what: str = "the network"
-                       ) -> None:
+def check_network_fits(layer_sizes, solver: str, itemsize: int, what: str = "the network",
+                       shown: str | None = None) -> None:
     """ValueError, before anything is allocated, when a network of ``layer_sizes`` would not
-    fit in the memory available (:func:`softmaxreg.distributed.available_memory`)."""
+    fit in the memory available (:func:`softmaxreg.distributed.available_memory`).
+    ``shown``: how the message describes the network (default: its layer sizes, ``4-8-3``);
+    e.g. only the hidden layers, when the input and output sizes are not yet known."""
     params, needed = network_memory(layer_sizes, solver, itemsize)
     memory = available_memory()
     if memory is not None and needed > memory:
+        shown = shown or "-".join(map(str, layer_sizes))
         raise ValueError(
-            f"{what} ({'-'.join(map(str, layer_sizes))}) has {params:,} parameters: "
+            f"{what} ({shown}) has {params:,} parameters: "
             f"{_bytes(params * itemsize)} in float{8 * itemsize}, {_bytes(needed)} with the "
             f"{STATE_COPIES.get(solver, 4) - 1} copies its fit keeps (gradient, {solver} "
             f"state), more than the {_bytes(memory)} of memory available; choose smaller "
@@ -273,13 +276,17 @@ def _max_iter(settings: TrainSettings, solver: str, n_train: int) -> int:
     return int(min(200, max(15, math.ceil(TARGET_STEPS / steps_per_epoch))))
 
 
-def metrics(estimator, X, y) -> dict:
-    """Accuracy, log loss, per-class precision/recall/F1 and the confusion matrix on (X, y)."""
+def metrics(estimator, X, y, label_column: str | int | None = None) -> dict:
+    """Accuracy, log loss, per-class precision/recall/F1 and the confusion matrix on (X, y);
+    ``label_column``: where a CSV file's labels were, named when they are unknown."""
     y = np.asarray(y)
     unknown = sorted(set(np.unique(y).tolist()) - set(estimator.classes_.tolist()), key=str)
     if unknown:
-        raise DataError(f"labels {unknown[:10]} never seen in training; the model knows "
-                        f"{estimator.classes_.tolist()}")
+        where = "" if label_column is None else f" in the label column {label_column!r}"
+        advice = "" if label_column is None else (
+            "; if the labels are in another column, name it with --label-column")
+        raise DataError(f"labels {unknown[:10]}{where} never seen in training; the model knows "
+                        f"{estimator.classes_.tolist()}{advice}")
     P, pred = estimator.predict_proba(X), estimator.predict(X)
     labels = estimator.classes_
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -337,6 +344,7 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
                          "survives lost workers by itself")
     ds = load_dataset(settings.dataset, label_column=settings.label_column,
                       data_dir=settings.data_dir, **_csv_options(settings.dataset, settings))
+    label = _default_label(settings, ds.label_column, np.unique(ds.y), len(ds.y))
     split = split_dataset(ds, settings)
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
     X_train = scaling.transform(split.X_train)
@@ -349,10 +357,12 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
     report = _report(ds.name or settings.dataset, settings, estimator,
                      time.perf_counter() - start,  # before the metrics: the fit alone
                      _summary(metrics(estimator, X_train, split.y_train)))
+    report.update(label, **_stopped_early(estimator))
     for name, X, y in (("validation", split.X_val, split.y_val),
                        ("test", split.X_test, split.y_test)):
         if X is not None:
-            report[name] = _summary(metrics(estimator, scaling.transform(X), y))
+            report[name] = _summary(metrics(estimator, scaling.transform(X), y,
+                                            ds.label_column))
     history = getattr(estimator, "history_", None)
     if "validation" not in report and history is not None and history.val_accuracy:
         report["validation"] = {"accuracy": history.val_accuracy[-1],
@@ -361,6 +371,42 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
         _save_run(out, estimator, scaling, report, ds.image_shape, _run_settings(settings),
                   schema=ds.schema, data_sha256=data_fingerprint(split.X_train, split.y_train))
     return TrainResult(estimator, scaling, report, ds)
+
+
+LABEL_LIKE_FEATURE = 50  # distinct numbers in a label column that make it look like a feature
+
+
+def _default_label(settings: TrainSettings, label_column, classes: np.ndarray, n_rows: int
+                   ) -> dict:
+    """{"label_column", "n_classes"} when a CSV file's label column was chosen by default
+    (else {}), with a UserWarning when it looks like a feature: numbers, of which more than
+    :data:`LABEL_LIKE_FEATURE` or more than half the rows are distinct."""
+    if settings.label_column is not None or label_column is None:
+        return {}
+    try:
+        numeric = np.isfinite(np.asarray(classes, dtype=np.float64)).all()
+    except (TypeError, ValueError):
+        numeric = False
+    k = len(classes)
+    if numeric and (k > LABEL_LIKE_FEATURE or k > n_rows / 2):
+        warnings.warn(f"the label column {label_column!r} (chosen by default) holds {k} "
+                      f"distinct numbers in {n_rows} rows: it looks like a feature; if the "
+                      "labels are in another column, name it with --label-column", UserWarning,
+                      stacklevel=3)
+    return {"label_column": label_column, "n_classes": k}
+
+
+def _stopped_early(estimator) -> dict:
+    """{"stopped": {"epochs", "max_epochs", "monitored", "tol", "n_iter_no_change"}} when a
+    minibatch fit stopped before its epoch budget because its monitored loss (the validation
+    loss with early stopping, else the training loss) stalled; else {}."""
+    epochs = int(np.ravel(getattr(estimator, "n_iter_", 0))[0])
+    if estimator.solver not in MINIBATCH_SOLVERS or epochs >= estimator.max_iter:
+        return {}
+    return {"stopped": {"epochs": epochs, "max_epochs": int(estimator.max_iter),
+                        "monitored": "validation" if estimator.early_stopping else "training",
+                        "tol": float(estimator.tol),
+                        "n_iter_no_change": int(estimator.n_iter_no_change)}}
 
 
 def _report(dataset: str, settings: TrainSettings, estimator, seconds: float, train: dict):
@@ -430,6 +476,8 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
         held_out = np.zeros(labels.n, dtype=bool)
         held_out[holdout_rows(labels.y, settings)[1]] = True
     stats = scan(source, chunk_rows, labels=labels, held_out=held_out)
+    label = _default_label(settings, source.schema(stats.moments.n_features).label,
+                           stats.classes, stats.n)
     settings = replace(settings, solver=settings.solver or "adam", lr=settings.lr or (
         STREAM_SOFTMAX_LR if settings.model == "softmax" else None))
     estimator = make_estimator(settings, stats.n)
@@ -445,6 +493,7 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
     trained, held = stream_metrics(estimator, source, scaling, chunk_rows, labels=stats.labels,
                                    held_out=held_out)
     report = _report(_stream_name(settings, source), settings, estimator, seconds, trained)
+    report.update(label)
     if held is not None:
         report["test"] = held
     elif test is not None:
@@ -592,8 +641,12 @@ def _checkpointer(settings: TrainSettings, estimator, path, every: int, resume):
         raise ValueError("checkpoints need a minibatch solver (--solver sgd, adam or adamw); "
                          f"{estimator.solver} works on the whole data set at once and has no "
                          "epochs to save")
+    training = _run_settings(settings)
+    if resume is not None:  # where the data are is not a setting of the run: not compared
+        saved = read_settings(resume).get("training") or {}
+        training["data_dir"] = saved.get("data_dir", training["data_dir"])
     return Checkpointer(path if path is not None else resume, every=every, resume=resume,
-                        settings={"training": _run_settings(settings)})
+                        settings={"training": training})
 
 
 def resume_settings(path: str | Path, progress: bool = True) -> TrainSettings:
@@ -617,8 +670,12 @@ def evaluate(model_path, dataset: str, *, label_column=None, data_dir=None,
     ``header`` and ``empty`` are :func:`softmaxreg.io.read_csv`'s, for CSV files.
     """
     estimator, scaling, meta = load_bundle(model_path)
-    X, y = _evaluation_part(dataset, meta, label_column, data_dir, header=header, empty=empty)
-    return metrics(estimator, _features_for(estimator, scaling, X), y)
+    part = _evaluation_part(dataset, meta, label_column, data_dir, header=header, empty=empty)
+    m = metrics(estimator, _features_for(estimator, scaling, part.X), part.y, part.label_column)
+    m["includes_training_rows"] = part.includes_training
+    if part.includes_training is not False:
+        m["note"] = part.note
+    return m
 
 
 def _csv_options(spec, settings) -> dict:
@@ -629,29 +686,84 @@ def _csv_options(spec, settings) -> dict:
     return {"header": settings.header, "empty": settings.empty}
 
 
+@dataclass
+class EvaluationPart:
+    """The rows :func:`evaluate` scores: features X (n, d), labels y (n,), the CSV label
+    column they came from, and whether they include the rows the model was trained on (None:
+    the model cannot tell), with a ``note`` saying so."""
+
+    X: object
+    y: np.ndarray
+    label_column: str | int | None = None
+    includes_training: bool | None = False
+    note: str = ""
+
+
 def _evaluation_part(dataset: str, meta: dict, label_column=None, data_dir=None, *,
-                     header: str = "auto", empty: str = "error"):
-    """The data set's test split; for the training data set without one, the same hold-out as
-    in training, so that a model is never scored on the rows it was fitted to; else all rows.
+                     header: str = "auto", empty: str = "error") -> EvaluationPart:
+    """The data set's test split; for the training data (named as in training, or the same
+    rows, by the model's ``data_sha256``) without one, the same hold-out as in training, so
+    that a model is never scored on the rows it was fitted to; else all rows, noting when they
+    include the training rows (a model trained with a separate test file) or may (a model
+    that does not say what it was trained on).
 
     Its features come in the model's order, matched by name to the columns it was trained on
     (:func:`softmaxreg.persistence.model_schema`), whose label column is used unless
-    ``label_column`` names another.
+    ``label_column`` names another. MNIST is read from ``data_dir``, else ``SOFTMAXREG_DATA``,
+    else the training's ``data_dir`` if that folder still exists, else the cache.
     """
     training = meta.get("training") or {}
     if (header, empty) == ("auto", "error") and training.get("dataset") == dataset:
         header, empty = training.get("header", header), training.get("empty", empty)
     options = {"header": header, "empty": empty} if (header, empty) != ("auto", "error") else {}
-    ds = load_dataset(dataset, label_column=label_column, data_dir=data_dir,
+    ds = load_dataset(dataset, label_column=label_column, data_dir=_data_dir(data_dir, training),
                       schema=model_schema(meta), **options)
     if ds.X_test is not None:
-        return ds.X_test, ds.y_test
-    if training.get("dataset") == dataset and training.get("test") is None:
-        settings = TrainSettings(seed=int(training.get("seed", 0)),
-                                 test_fraction=float(training.get("test_fraction", 0.25)))
-        part = split_dataset(ds, settings)
-        return part.X_test, part.y_test
-    return ds.X, ds.y
+        return EvaluationPart(ds.X_test, ds.y_test, ds.label_column)
+    whole = EvaluationPart(ds.X, ds.y, ds.label_column)
+    if not training.get("dataset"):
+        whole.includes_training, whole.note = None, (
+            "the model file does not say which data it was trained on: these rows may "
+            "include its training rows")
+        return whole
+    same = training.get("dataset") == dataset
+    if training.get("test") is None:  # trained on a hold-out split of its data set
+        part = _training_split(ds, training) if same or meta.get("data_sha256") else None
+        if part is not None and (same or _same_rows(meta, part.X_train, part.y_train)):
+            return EvaluationPart(part.X_test, part.y_test, ds.label_column)
+        return whole
+    if same or _same_rows(meta, ds.X, ds.y):
+        whole.includes_training, whole.note = True, (
+            f"these rows include the training rows: the model was trained on all rows of "
+            f"{training['dataset']} (its test rows came from {training['test']})")
+    return whole
+
+
+def _training_split(ds: Dataset, training: dict) -> Split | None:
+    """The split :func:`train` made of ``ds`` with the stored ``training`` settings; None
+    when these rows cannot be split so."""
+    settings = TrainSettings(seed=int(training.get("seed", 0)),
+                             test_fraction=float(training.get("test_fraction", 0.25)),
+                             val_fraction=float(training.get("val_fraction", 0.0)),
+                             early_stopping=bool(training.get("early_stopping", False)))
+    try:
+        return split_dataset(ds, settings)
+    except ValueError:  # too few rows for the split: not the training data
+        return None
+
+
+def _same_rows(meta: dict, X, y) -> bool:
+    """Whether (X, y) are the rows the model was fitted to (its ``data_sha256``)."""
+    return meta.get("data_sha256") == data_fingerprint(X, np.asarray(y))
+
+
+def _data_dir(data_dir, training: dict):
+    """``data_dir``; else, without ``SOFTMAXREG_DATA``, the folder the model was trained from
+    (``training.data_dir``) if it still exists; else None (the cache)."""
+    if data_dir is not None or os.environ.get("SOFTMAXREG_DATA"):
+        return data_dir
+    stored = training.get("data_dir")
+    return stored if stored and Path(stored).is_dir() else None
 
 
 @dataclass
@@ -771,15 +883,16 @@ def _data_figures(estimator, scaling, meta: dict, model: str, dataset, data_dir)
     if not named:
         return dict.fromkeys(FIGURES[2:], "no data set to score: give one with --dataset")
     try:
-        X, y = _evaluation_part(named, meta, data_dir=data_dir)
+        part = _evaluation_part(named, meta, data_dir=data_dir)
     except DataError as exc:
         if dataset:
             raise
         return dict.fromkeys(FIGURES[2:], f"the training data set could not be loaded ({exc}); "
                                           "give one with --dataset")
-    y, Xs = np.asarray(y), _features_for(estimator, scaling, X)
+    X, y = part.X, np.asarray(part.y)
+    Xs = _features_for(estimator, scaling, X)
     subject = f"{model} on {_data_name(named)}"
-    m = metrics(estimator, Xs, y)
+    m = metrics(estimator, Xs, y, part.label_column)
     return {"confusion_matrix": plots.confusion_matrix(m["confusion_matrix"], m["classes"],
                                                        subject),
             "mistakes": _mistakes_figure(estimator, Xs, X, y, meta, subject)}
@@ -839,12 +952,14 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
     Images are made in the format of the model's training images (see
     :func:`softmaxreg.images.digit_format`). An image that cannot be read or holds no digit
     is reported in ``"errors"`` as (name, message) and the others are classified; DataError
-    when none can be.
+    when none can be. A data file's rows are named by their 0-based data row in the file;
+    those left out (``empty="drop"``) are listed in ``"dropped_rows"``.
     """
     estimator, scaling, meta = load_bundle(model_path)
     image_suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
     _known_types(inputs, image_suffixes)
     errors: list[tuple[str, str]] = []
+    dropped: list[int] = []
     if all(Path(p).suffix.lower() in image_suffixes for p in inputs):
         X, names, errors = _read_images(inputs, estimator.n_features_in_, meta)
     elif len(inputs) == 1:  # columns matched to the model's by name; the label column optional
@@ -852,7 +967,8 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
                                                                             "error") else {}
         ds = load_dataset(inputs[0], label_column=label_column, schema=model_schema(meta),
                           require_labels=False, **options)
-        X, names = ds.X, [str(i) for i in range(ds.X.shape[0])]
+        X, names = ds.X, [str(i) for i in ds.row_numbers]
+        dropped = list(ds.dropped_rows)
     else:
         raise DataError("give one data file, or one or more images (.png, .jpg)")
     P = estimator.predict_proba(_features_for(estimator, scaling, X))
@@ -865,6 +981,7 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
         "proba_all": P,
         "class_labels": estimator.classes_.tolist(),
         "errors": errors,
+        "dropped_rows": dropped,
     }
 
 

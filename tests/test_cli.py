@@ -515,3 +515,160 @@ def test_sparse_features_are_scaled_so_that_the_default_fit_converges(tmp_path, 
     transformed = fitted.transform(Xs)
     assert sp.issparse(transformed)
     np.testing.assert_allclose(transformed.toarray(), MaxAbsScaler().fit_transform(X), rtol=1e-6)
+
+
+# -- review: what the output must say ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def iris_csv(tmp_path_factory):
+    """Iris as a CSV file whose label column, 'species', is found by default (text)."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
+    frame["species"] = np.array(["setosa", "versicolor", "virginica"])[frame["species"]]
+    path = tmp_path_factory.mktemp("d") / "iris.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_train_names_the_default_label_column_and_warns_when_it_looks_like_a_feature(
+        tmp_path, capsys, iris_csv):
+    path, frame = iris_csv
+    assert main(["train", "--dataset", str(path), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    n_classes = frame["species"].nunique()
+    assert f"label column 'species' ({n_classes} classes)" in captured.out
+    assert "warning" not in captured.err
+    assert main(["train", "--dataset", str(path), "--label-column", "species", "--quiet"]) == 0
+    assert "label column" not in capsys.readouterr().out  # chosen by the user: not repeated
+    wine = load_wine(as_frame=True).data  # no label: the last column, proline, is taken
+    wine.to_csv(tmp_path / "wine.csv", index=False)
+    assert main(["train", "--dataset", str(tmp_path / "wine.csv"), "--quiet"]) in (0, 1)
+    err = capsys.readouterr().err
+    distinct = wine["proline"].nunique()
+    assert f"'proline' (chosen by default) holds {distinct} distinct numbers" in err, err
+    assert "--label-column" in err
+
+
+def test_unknown_labels_name_the_label_column(tmp_path, capsys, iris_csv):
+    path, frame = iris_csv
+    model = tmp_path / "m.npz"
+    assert main(["train", "--dataset", str(path), "--quiet", "--out", str(model)]) == 0
+    capsys.readouterr()
+    frame.assign(species=frame["species"].str.upper()).to_csv(tmp_path / "odd.csv", index=False)
+    err = _run_fails(capsys, ["evaluate", str(model), "--dataset", str(tmp_path / "odd.csv")],
+                     "never seen in training")
+    assert "label column 'species'" in err and "--label-column" in err
+
+
+def test_evaluating_the_training_rows_says_so(tmp_path, capsys, iris_csv):
+    """A model trained with --test FILE was fitted to every row of its data set: scored on
+    that file (or a copy), it is told that the rows include the training rows; a model trained
+    on a hold-out is scored on the same held-out rows, whatever the file is called."""
+    path, frame = iris_csv
+    frame.iloc[::5].to_csv(tmp_path / "test.csv", index=False)
+    model = tmp_path / "m.npz"
+    assert main(["train", "--dataset", str(path), "--test", str(tmp_path / "test.csv"),
+                 "--quiet", "--out", str(model)]) == 0
+    capsys.readouterr()
+    frame.to_csv(tmp_path / "copy.csv", index=False)
+    for data in (path, tmp_path / "copy.csv"):
+        assert main(["evaluate", str(model), "--dataset", str(data), "--json"]) == 0
+        captured = capsys.readouterr()
+        report = json.loads(captured.out)
+        assert report["n"] == len(frame) and report["includes_training_rows"] is True
+        assert "include the training rows" in captured.err
+    assert main(["evaluate", str(model), "--dataset", str(tmp_path / "test.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["includes_training_rows"] is False
+    held = tmp_path / "held.npz"
+    assert main(["train", "--dataset", str(path), "--quiet", "--out", str(held)]) == 0
+    capsys.readouterr()
+    _, test = train_test_split(np.arange(len(frame)), test_size=0.25, random_state=0,
+                               stratify=frame["species"])  # the CLI's hold-out, rebuilt
+    assert main(["evaluate", str(held), "--dataset", str(tmp_path / "copy.csv"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == len(test) and report["includes_training_rows"] is False
+    assert main(["evaluate", str(held), "--dataset", str(path)]) == 0
+    assert f"({len(test)} examples)" in capsys.readouterr().out
+
+
+def test_one_example_is_singular(tmp_path, capsys, iris_model):
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    np.savetxt(tmp_path / "one.csv", np.column_stack([X[:1], y[:1]]), delimiter=",")
+    assert main(["evaluate", str(iris_model), "--dataset", str(tmp_path / "one.csv")]) == 0
+    assert "(1 example)" in capsys.readouterr().out
+
+
+def test_a_minibatch_fit_that_stops_early_says_why(capsys, iris_csv):
+    path, _ = iris_csv
+    from softmaxreg.workflow import TrainSettings, train
+
+    result = train(TrainSettings(dataset=str(path), model="network", hidden=(4,),
+                                 solver="sgd", epochs=400, progress=False))
+    epochs = result.estimator.n_iter_
+    assert epochs < 400  # the stall rule stopped it (tol=1e-4 for 10 epochs)
+    assert main(["train", "--dataset", str(path), "--model", "network", "--hidden", "4",
+                 "--solver", "sgd", "--epochs", "400", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert (f"stopped after {epochs} of 400 epochs: the training loss improved by less than "
+            "tol=1e-4 for 10 epochs") in out
+    assert main(["train", "--dataset", str(path), "--quiet"]) == 0  # lbfgs: no such line
+    assert "stopped after" not in capsys.readouterr().out
+
+
+def test_small_messages(capsys):
+    _run_fails(capsys, ["train", "--dataset", "nothere.csv"], "no such file: nothere.csv")
+    _run_fails(capsys, ["train", "--dataset", "nothere"], "unknown dataset 'nothere'")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("softmaxreg.workflow.available_memory", lambda: 2**30)
+        assert main(["train", "--model", "network", "--hidden", "10000000", "10000000"]) == 2
+    err = capsys.readouterr().err
+    assert "(hidden layers 10000000-10000000)" in err and "1-10000000" not in err
+
+
+def test_resume_accepts_another_data_dir(tmp_path, capsys, iris_csv):
+    path, _ = iris_csv
+    ckpt = tmp_path / "run.ckpt"
+    assert main(["train", "--dataset", str(path), "--solver", "sgd", "--epochs", "3",
+                 "--quiet", "--checkpoint", str(ckpt)]) == 0
+    moved = tmp_path / "data"
+    moved.mkdir()
+    assert main(["train", "--resume", str(ckpt), "--data-dir", str(moved), "--quiet",
+                 "--out", str(tmp_path / "m.npz")]) == 0, capsys.readouterr().err
+    assert load_bundle(tmp_path / "m.npz")[2]["training"]["data_dir"] == str(moved)
+    capsys.readouterr()
+    _run_fails(capsys, ["train", "--resume", str(ckpt), "--epochs", "5"], "drop --epochs")
+
+
+def test_evaluate_and_plot_find_mnist_where_the_model_was_trained(tmp_path, capsys,
+                                                                   monkeypatch, mnist_dir):
+    model = tmp_path / "mnist.npz"
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--epochs", "2",
+                 "--quiet", "--out", str(model)]) == 0
+    capsys.readouterr()
+    monkeypatch.delenv("SOFTMAXREG_DATA", raising=False)
+    monkeypatch.setenv("SOFTMAXREG_CACHE", str(tmp_path / "cache"))  # empty: would download
+    monkeypatch.setenv("SOFTMAXREG_MNIST_MIRRORS", "http://127.0.0.1:9/")  # refused at once
+    assert main(["evaluate", str(model), "--dataset", "mnist", "--json"]) == 0, \
+        capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["n"] == 10000  # MNIST's own test split
+    assert main(["plot", str(model), "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig" / "confusion_matrix.png").exists()
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_cli_guide_has_a_section_for_every_subcommand():
+    import argparse
+    from pathlib import Path
+
+    from softmaxreg.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    names = list(sub.choices)
+    text = (Path(__file__).parents[1] / "docs" / "guide" / "cli.rst").read_text()
+    words = {5: "five", 6: "six", 7: "seven"}
+    assert f"has {words[len(names)]} subcommands" in text
+    for name in names:
+        assert f"``{name}``\n{'-' * (len(name) + 4)}\n" in text, name
+        assert f".. softmaxreg-command:: {name} --help" in text, name

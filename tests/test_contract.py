@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.datasets import dump_svmlight_file, load_iris, load_wine
 from sklearn.metrics import log_loss
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 import softmaxreg
@@ -220,7 +221,10 @@ def test_the_label_column_is_remembered_unless_another_is_given(tmp_path, capsys
     assert "no label column" in err and "'cultivar'" in err
     report = json.loads(_cli(capsys, "evaluate", model, "--dataset", renamed,
                              "--label-column", "truth", "--json"))
-    assert report["n"] == len(frame) and report["accuracy"] >= 0.97
+    # the training rows under another name: scored on the same hold-out as in training
+    held_out = train_test_split(frame, test_size=0.25, random_state=0,
+                                stratify=frame["cultivar"])[1]
+    assert report["n"] == len(held_out) and report["accuracy"] >= 0.97
     assert "extra column 'truth'" in _cli_fails(capsys, "predict", model, renamed)
     named = json.loads(_cli(capsys, "predict", model, renamed, "--label-column", "truth",
                             "--json"))
@@ -388,3 +392,54 @@ def test_the_fast_reader_and_the_row_by_row_reader_agree(tmp_path, iris):
         chunks = list(CsvSource(path).chunks(2))
         np.testing.assert_array_equal(ds.X, np.concatenate([X for X, _ in chunks]))
         assert ds.y.tolist() == [v for _, y in chunks for v in y.tolist()]
+
+
+# -- review: the rows of a file keep their numbers; names known or not -----------------------
+def test_predict_keeps_the_files_row_numbers_after_dropped_rows(tmp_path, capsys, wine):
+    """With --empty-cells drop, every printed row is named by its data row in the file (as
+    pandas numbers it), and the dropped rows are named on stderr and in --json."""
+    frame = wine[wine.columns[:4].tolist() + ["cultivar"]]
+    model = _model_file(tmp_path, capsys, frame, "softmax", scaled=True)
+    rows = frame.drop(columns="cultivar").iloc[:6].astype(object)
+    rows.iloc[1, 2] = None
+    rows.iloc[4, 0] = None
+    rows.to_csv(path := tmp_path / "gaps.csv", index=False)
+    read_back = pd.read_csv(path)
+    kept = read_back.dropna().index.tolist()  # pandas' own row numbers: [0, 2, 3, 5]
+    dropped = sorted(set(read_back.index) - set(kept))
+    expected = softmaxreg.load(model).predict_proba(read_back.dropna())
+    printed = json.loads(_cli(capsys, "predict", model, path, "--empty-cells", "drop", "--json"))
+    assert printed["inputs"] == [str(i) for i in kept]
+    assert printed["dropped_rows"] == dropped
+    np.testing.assert_allclose(printed["probabilities"], expected, rtol=1e-12)
+    assert main(["predict", str(model), str(path), "--empty-cells", "drop", "--proba"]) == 0
+    captured = capsys.readouterr()
+    assert [line.split(",")[0] for line in captured.out.splitlines()[1:]] == \
+        [str(i) for i in kept]
+    assert "2 rows with empty cells dropped (data rows 1, 4" in captured.err
+    assert main(["predict", str(model), str(path), "--empty-cells", "drop"]) == 0
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == \
+        [str(i) for i in kept]
+    assert read_csv(path, empty="drop").row_numbers.tolist() == kept
+
+
+def test_a_model_without_column_names_warns_that_it_takes_columns_by_position(
+        tmp_path, capsys, wine):
+    """A model trained on a file without a header, given a file with one: the columns are
+    taken by position (a shuffled file is scored wrongly), and the user is told so."""
+    frame = wine[wine.columns[:5].tolist() + ["cultivar"]]
+    frame.to_csv(tmp_path / "bare.csv", index=False, header=False)
+    model = tmp_path / "bare.npz"
+    _cli(capsys, "train", "--dataset", tmp_path / "bare.csv", "--quiet", "--out", model)
+    assert not model_schema(load_bundle(model)[2]).named
+    shuffled = frame[frame.columns[::-1][1:].tolist() + ["cultivar"]]
+    shuffled.to_csv(tmp_path / "named.csv", index=False)
+    for command in (["evaluate", model, "--dataset", tmp_path / "named.csv"],
+                    ["predict", model, tmp_path / "named.csv"]):
+        assert main([str(a) for a in command]) == 0
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "taken by position" in err, err
+    with pytest.warns(UserWarning, match="does not know its own columns' names"):
+        load_dataset(tmp_path / "named.csv", schema=model_schema(load_bundle(model)[2]))
+    assert main(["predict", str(model), str(tmp_path / "bare.csv")]) == 0  # no names: no warning
+    assert capsys.readouterr().err == ""

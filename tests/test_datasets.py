@@ -737,7 +737,7 @@ def test_load_dataset_errors(tmp_path):
     with pytest.raises(DataError) as err:
         load_dataset("foo")
     assert str(err.value) == expected
-    with pytest.raises(DataError, match="unknown dataset .*missing.csv"):
+    with pytest.raises(DataError, match="^no such file: .*missing.csv$"):
         load_dataset(tmp_path / "missing.csv")
     (tmp_path / "x.parquet").write_text("")
     with pytest.raises(DataError, match="unknown file type '.parquet'"):

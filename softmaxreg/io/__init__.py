@@ -76,6 +76,8 @@ def load_dataset(spec: PathLike, *, label_column: int | str | None = None,
         _csv_only(label_column, header, empty, text)
         ds = read_idx_folder(path)
         return ds if schema is None else ds.conform(schema)
+    if not path.is_file() and path.suffix.lower() in _READERS:
+        raise DataError(f"no such file: {text}")
     if not path.is_file():
         raise DataError(
             f"unknown dataset {text!r}: expected mnist, digits, iris, wine, breast_cancer, or a "

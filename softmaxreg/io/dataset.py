@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,17 @@ class DataSchema:
         return [index[n] for n in self.feature_names]
 
 
+def warn_by_position(where: str, names: Sequence[str], schema: DataSchema) -> None:
+    """UserWarning that the columns ``names`` of ``where`` are taken by position, because the
+    model (``schema``) was trained on data without column names (unless the names are the
+    generated ones, in order)."""
+    if schema.named or tuple(names) == schema.feature_names:
+        return
+    warnings.warn(f"{where} names its columns, but the model does not know its own columns' "
+                  "names (it was trained on data without them): the columns are taken by "
+                  "position, in the order of the training data", UserWarning, stacklevel=3)
+
+
 def _listed(names: Sequence[str], limit: int = 10) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
@@ -78,7 +90,8 @@ class Dataset:
     width) when each row is an image flattened row by row. ``feature_names``: the columns'
     names, generated (``x0..x{d-1}``) when the source has none. ``label_column``: where the
     labels were, by name or index, and ``index_base`` svmlight's first feature index (see
-    :class:`DataSchema`).
+    :class:`DataSchema`). ``dropped_rows``: the 0-based data rows of the file that were left
+    out (a CSV's rows with empty cells, ``empty="drop"``); :attr:`row_numbers` those kept.
     """
 
     X: NDArray[Any] | sp.csr_matrix
@@ -91,6 +104,7 @@ class Dataset:
     feature_names: list[str] | None = None
     label_column: str | int | None = None
     index_base: int | None = None
+    dropped_rows: tuple[int, ...] = ()
     names_generated: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -117,6 +131,12 @@ class Dataset:
         return int(self.X.shape[1])
 
     @property
+    def row_numbers(self) -> NDArray[np.int64]:
+        """The 0-based data row of the file that each row of ``X`` (n,) came from."""
+        n = self.X.shape[0] + len(self.dropped_rows)
+        return np.delete(np.arange(n), list(self.dropped_rows))
+
+    @property
     def schema(self) -> DataSchema:
         """The columns a model trained on these rows needs again."""
         return DataSchema(tuple(self.feature_names), not self.names_generated, self.label_column,
@@ -133,6 +153,8 @@ class Dataset:
             raise DataError(f"{where} has {self.n_features} features, but the model was trained "
                             f"with {schema.n_features}")
         else:
+            if not self.names_generated:
+                warn_by_position(where, self.feature_names, schema)
             order = list(range(self.n_features))
         if order != list(range(self.n_features)):
             pick = lambda X: None if X is None else X[:, order]  # noqa: E731
@@ -141,7 +163,7 @@ class Dataset:
             X, X_test = self.X, self.X_test
         conformed = Dataset(X, self.y, X_test, self.y_test, self.name, self.pixels,
                             self.image_shape, list(schema.feature_names), self.label_column,
-                            self.index_base)
+                            self.index_base, self.dropped_rows)
         conformed.names_generated = not schema.named
         return conformed
 

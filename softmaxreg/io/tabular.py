@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from ..exceptions import DataError
-from .dataset import DataSchema, Dataset, PathLike
+from .dataset import DataSchema, Dataset, PathLike, warn_by_position
 
 HEADER_CHOICES = ("auto", "yes", "no")
 EMPTY_CHOICES = ("error", "drop", "zero")  # an empty cell: refused, its row dropped, or 0
@@ -66,7 +66,7 @@ def read_csv(path: PathLike, label_column: int | str | None = None, *, header: s
                   require_labels=require_labels) as (table, rows):
         X, y = table.read(rows)
         return Dataset(X, y, name=table.path.stem, feature_names=table.feature_names,
-                       label_column=table.label_name)
+                       label_column=table.label_name, dropped_rows=tuple(table.dropped))
 
 
 @contextmanager
@@ -189,6 +189,7 @@ class CsvTable:
     features: list[int] = field(default_factory=list)
     feature_names: list[str] | None = None
     label_name: str | int | None = None
+    dropped: list[int] = field(default_factory=list)  # the last parse's dropped rows (0-based)
 
     def column(self, j: int) -> str:
         """'column 3' or "column 3 ('petal_length')" for messages (1-based)."""
@@ -278,6 +279,8 @@ class CsvTable:
             raise DataError(f"{self.path} has {len(columns)} feature columns, but the model "
                             f"was trained with {schema.n_features}")
         else:
+            if names is not None:
+                warn_by_position(str(self.path), [names[j] for j in columns], schema)
             self.features = columns
         self.feature_names = list(schema.feature_names) if schema.named else None
 
@@ -337,23 +340,28 @@ class CsvTable:
         """Features (n, d) float64 and labels (n,) (None without a label column) of data rows.
 
         ``typed=False``: the labels as the stripped strings of the file, for a reader that
-        types them once for many blocks with :func:`parse_labels` (streaming)."""
+        types them once for many blocks with :func:`parse_labels` (streaming). The rows that
+        ``empty="drop"`` dropped are left in :attr:`dropped`, by their 0-based position among
+        ``rows`` (for a whole file, the data row's index, as pandas numbers it)."""
         blocks: list[NDArray[np.float64]] = []
         labels: list[str] = []
         chunk: list[list[str]] = []
         lines: list[int] = []
-        for line, fields in rows:
+        self.dropped = []
+        for position, (line, fields) in enumerate(rows):
             if len(fields) != self.n_columns:
                 raise DataError(f"{self.path}, line {line}: {len(fields)} fields, expected "
                                 f"{self.n_columns} as on line {self.first_line}")
             values = [fields[j] for j in self.features]
             if self.empty != "error" and not all(v.strip() for v in values):
                 if self.empty == "drop":
+                    self.dropped.append(position)
                     continue
                 values = [v if v.strip() else "0" for v in values]
             if self.label is not None:
                 label = fields[self.label].strip()
                 if not label and self.empty == "drop":
+                    self.dropped.append(position)
                     continue
                 if not label:
                     raise DataError(f"{self.path}, line {line}: the label "
