@@ -25,6 +25,7 @@ from .io import EMPTY_CHOICES, HEADER_CHOICES
 from .optim import SCHEDULES
 from .preprocessing import METHODS as SCALINGS
 from .workflow import (
+    MAX_HIDDEN_LAYERS,
     STREAM_SOFTMAX_LR,
     TrainSettings,
     check_gradients,
@@ -136,6 +137,17 @@ def _address(text: str) -> str:
 _COUNT = _checked(positive_int)
 
 
+class _HiddenSizes(argparse.Action):
+    """``train --hidden``: at most :data:`~softmaxreg.workflow.MAX_HIDDEN_LAYERS` sizes, what
+    a model file holds (a usage error, like TrainSettings' ValueError)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) > MAX_HIDDEN_LAYERS:
+            parser.error(f"argument {option_string}: at most {MAX_HIDDEN_LAYERS} hidden layers "
+                         f"(what a model file holds), got {len(values)}")
+        setattr(namespace, self.dest, values)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="softmaxreg",
@@ -155,7 +167,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="softmax regression, or a network with hidden layers and a softmax "
                         "output")
     t.add_argument("--hidden", type=_COUNT, nargs="+", default=DEFAULT.hidden, metavar="N",
-                   help="hidden layer sizes of the network")
+                   action=_HiddenSizes, help="hidden layer sizes of the network (at most "
+                                             f"{MAX_HIDDEN_LAYERS})")
     t.add_argument("--activation", default=DEFAULT.activation, choices=list(ACTIVATIONS),
                    help="activation of the network's hidden layers")
     t.add_argument("--solver", choices=SOLVERS,

@@ -19,7 +19,9 @@ estimator, an (estimator, scaling) pair or a scikit-learn ``Pipeline``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,9 +61,17 @@ class MissingDependencyError(SoftmaxRegError, ImportError):
 
 def export_file(model_path, onnx_path, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Write the graph of the model file ``model_path`` (what :func:`softmaxreg.load` gives:
-    the estimator, behind its stored scaling) to ``onnx_path`` atomically; returns the graph."""
+    the estimator, behind its stored scaling) to ``onnx_path`` atomically; returns the graph.
+    An ``onnx_path`` that is the model file itself (same path, or a link to it) is refused."""
     from .persistence import atomic_write_bytes, load
 
+    try:
+        same = os.path.samefile(model_path, onnx_path)
+    except OSError:  # one of them does not exist (yet)
+        same = Path(model_path).resolve() == Path(onnx_path).resolve()
+    if same:
+        raise ValueError(f"cannot write the ONNX graph to {onnx_path}: it is the model file "
+                         f"{model_path}; give another output file")
     proto = to_onnx(load(model_path), opset=opset)
     atomic_write_bytes(onnx_path, proto.SerializeToString())
     return proto

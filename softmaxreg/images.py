@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 import struct
 from collections.abc import Iterable
 from typing import Any
@@ -140,7 +141,7 @@ def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
     if isinstance(image, np.ndarray):
         return _grey_from_array(image)
     try:
-        with _CappedReads(io.FileIO(image)) as file, \
+        with _CappedReads(_open_regular(image, source)) as file, \
                 Image.open(file, formats=IMAGE_FORMATS) as picture:
             _check_pixels(picture.size, source)
             factor = max(picture.size) // _WORKING_SIDE
@@ -148,6 +149,8 @@ def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
                 picture.draft(picture.mode, tuple(-(-n // factor) for n in picture.size))
             picture.load()
             return _grey_from_pil(ImageOps.exif_transpose(picture))
+    except DataError:  # ours, already naming the file (a ValueError: not to be wrapped again)
+        raise
     except Image.DecompressionBombError as exc:  # Pillow's check in Image.open, past 179 MP
         raise DataError(f"{source} has more than the {MAX_PIXELS // 1_000_000} million pixels "
                         f"a picture may have ({exc})") from exc
@@ -156,6 +159,23 @@ def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
                         f"{', '.join(IMAGE_FORMATS)}") from exc
     except _PARSER_ERRORS as exc:
         raise DataError(f"cannot read image {source}: {type(exc).__name__}: {exc}") from exc
+
+
+def _open_regular(path: str | os.PathLike[str], source: str) -> io.FileIO:
+    """``path`` opened for reading if it is a regular file; DataError for a FIFO, a device or
+    a folder, found without waiting (a FIFO is opened non-blocking, then checked)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise DataError(f"cannot read image {source}: {type(exc).__name__}: {exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(f"cannot read image {source}: not a regular file")
+        os.set_blocking(fd, True)
+        return io.FileIO(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class _CappedReads(io.BufferedReader):

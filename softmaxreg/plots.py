@@ -11,6 +11,7 @@ or knows about models: the caller passes the arrays and a ``subject`` ("softmax 
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
+
+from .io.npz import atomic_write_bytes
 
 MAX_TICK_LABELS = 25  # class or feature names along an axis beyond this are thinned
 MAX_CELL_COUNTS = 20  # the confusion matrix writes counts in its cells up to this many classes
@@ -233,8 +236,12 @@ def misclassified_grid(images: ArrayLike, true: Sequence, predicted: Sequence,
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write ``fig`` as a PNG at ``path`` (its folder created if needed); returns the path."""
+    """Write ``fig`` as a PNG at ``path`` (its folder created if needed); returns the path.
+
+    The file is replaced atomically: a link at ``path`` is replaced, never written through."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    atomic_write_bytes(path, buffer.getvalue())
     return path

@@ -31,6 +31,7 @@ import contextlib
 import io
 import itertools
 import math
+import tokenize
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +194,7 @@ class NpySource(Source):
     def _open(path: Path) -> NDArray[Any]:
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, SyntaxError, tokenize.TokenError) as exc:  # a bad header
             raise DataError(f"{path} is not a readable .npy file ({exc})") from exc
 
     def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:

@@ -8,7 +8,6 @@ prints), so each step can be used and tested from Python.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
@@ -34,7 +33,9 @@ from .estimators import (
 )
 from .exceptions import DataError, ModelFileError
 from .gradcheck import LayerError, gradcheck, random_problem
-from .io import DATA_SUFFIXES, Dataset, data_fingerprint, load_dataset
+from .io import DATA_SUFFIXES, DataSchema, Dataset, data_fingerprint, load_dataset
+from .io.schema import EPOCHS, MAX_LAYERS, MODEL, OBJECTIVE, SchemaError, parse_json, unique_names
+from .io.schema import check as check_schema
 from .optim import SCHEDULES
 from .persistence import load_bundle, model_schema, save
 from .preprocessing import METHODS as SCALINGS
@@ -152,13 +153,18 @@ SETTING_CHECKS = {
     "val_fraction": fraction, "test_fraction": lambda v: fraction(v, zero=False),
 }
 _OPTIONAL = {"epochs", "lr"}  # None: the default of the solver
+MAX_HIDDEN_LAYERS = MAX_LAYERS - 2  # a model file's layer_sizes hold the input and output too
 
 
 def _hidden_sizes(hidden) -> tuple[int, ...]:
-    """The hidden layer sizes as a tuple of positive integers; else ValueError."""
+    """The hidden layer sizes as a tuple of at most :data:`MAX_HIDDEN_LAYERS` positive
+    integers; else ValueError."""
     if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
         raise ValueError(f"hidden must be a sequence of layer sizes, got {hidden!r}")
     sizes = tuple(hidden)
+    if len(sizes) > MAX_HIDDEN_LAYERS:
+        raise ValueError(f"hidden: at most {MAX_HIDDEN_LAYERS} hidden layers (what a model file "
+                         f"holds), got {len(sizes)}")
     for h in sizes:
         try:
             positive_int(h)
@@ -344,6 +350,8 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
                          "survives lost workers by itself")
     ds = load_dataset(settings.dataset, label_column=settings.label_column,
                       data_dir=settings.data_dir, **_csv_options(settings.dataset, settings))
+    if (out, checkpoint, resume) != (None, None, None):
+        check_savable(ds.schema, settings.dataset)
     label = _default_label(settings, ds.label_column, np.unique(ds.y), len(ds.y))
     split = split_dataset(ds, settings)
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
@@ -371,6 +379,20 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
         _save_run(out, estimator, scaling, report, ds.image_shape, _run_settings(settings),
                   schema=ds.schema, data_sha256=data_fingerprint(split.X_train, split.y_train))
     return TrainResult(estimator, scaling, report, ds)
+
+
+def check_savable(schema: DataSchema, dataset) -> None:
+    """DataError, before training, if a model file could not hold the data's columns: the
+    checks its loader makes (:data:`~softmaxreg.io.schema.MODEL`'s ``schema``: names of at most
+    :data:`~softmaxreg.io.schema.MAX_NAME` characters, the label's too; no feature named
+    twice)."""
+    try:
+        check_schema({"feature_names": list(schema.feature_names), "named": schema.named,
+                      "label": schema.label, "index_base": schema.index_base},
+                     MODEL.fields["schema"])
+        unique_names(schema.feature_names, "feature_names")
+    except SchemaError as exc:
+        raise DataError(f"{dataset}: a model file cannot hold its columns: {exc}") from None
 
 
 LABEL_LIKE_FEATURE = 50  # distinct numbers in a label column that make it look like a feature
@@ -476,6 +498,8 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
         held_out = np.zeros(labels.n, dtype=bool)
         held_out[holdout_rows(labels.y, settings)[1]] = True
     stats = scan(source, chunk_rows, labels=labels, held_out=held_out)
+    if out is not None:
+        check_savable(source.schema(stats.moments.n_features), settings.dataset)
     label = _default_label(settings, source.schema(stats.moments.n_features).label,
                            stats.classes, stats.n)
     settings = replace(settings, solver=settings.solver or "adam", lr=settings.lr or (
@@ -918,18 +942,32 @@ def _mistakes_figure(estimator, Xs, images, y, meta: dict, subject: str):
 
 
 def _read_history(path: Path) -> dict:
-    """A history JSON: per-epoch lists (``loss``, ...) or ``objective`` per iteration."""
+    """A history JSON, as a model file's ``history`` (:data:`softmaxreg.io.schema.HISTORY`):
+    per-epoch lists (``loss``, ...) or ``objective`` per iteration, of finite numbers."""
     try:
-        history = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        with path.open(encoding="utf-8") as f:
+            text = f.read(_MAX_HISTORY_CHARS + 1)
+        if len(text) > _MAX_HISTORY_CHARS:
+            raise DataError(f"{path}: a history file is longer than {_MAX_HISTORY_CHARS} "
+                            "characters")
+        history = parse_json(text, _MAX_HISTORY_CHARS)
+        # one of HISTORY's two forms, chosen by its key, so that the error is about that one
+        check_schema(history, OBJECTIVE if isinstance(history, dict) and "objective" in history
+                     else EPOCHS)
+    except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable history file ({exc})") from None
-    if not isinstance(history, dict) or not any(
-            isinstance(history.get(k), list) and history[k] for k in ("loss", "objective")):
+    except SchemaError as exc:
+        raise DataError(f"{path}: not a history file: {exc}") from None
+    if not any(history.get(k) for k in ("loss", "objective")):
         raise DataError(f"{path}: a history file holds a JSON object with a non-empty 'loss' "
                         "(per epoch) or 'objective' (per iteration) list")
+    for key, values in history.items():
+        if values and not math.isfinite(float(max(values)) - float(min(values))):  # axes
+            raise DataError(f"{path}: {key}: its values span more than a float can hold")
     return history
 
 
+_MAX_HISTORY_CHARS = 2**24  # as a model file's metadata
 _DENSE_CELLS = 2**26  # sparse rows given to a centring scaling are made dense up to this size
 
 

@@ -162,6 +162,54 @@ def test_plot_history_json(tmp_path, capsys):
     assert (tmp_path / "f" / "learning_curves.png").is_file()
 
 
+@pytest.mark.parametrize("text, why", [
+    ("[" * 100_000, "nested more than"),
+    ('{"loss": [{}]}', "has no accuracy, val_loss, val_accuracy"),
+    ('{"loss": ["a", "b"], "accuracy": [], "val_loss": [], "val_accuracy": []}',
+     "loss[0]: must be a finite number"),
+    ('{"objective": [1, NaN]}', "objective[1]: must be a finite number"),
+    ('{"objective": [1e308, -1e308]}', "objective: its values span more than a float"),
+], ids=["deep", "keys", "str", "nan", "span"])
+def test_plot_refuses_a_hostile_history_json(tmp_path, capsys, text, why):
+    history = tmp_path / "history.json"
+    history.write_text(text)
+    err = _run_fails(capsys, ["plot", str(history), "--out", str(tmp_path / "f")], why)
+    assert str(history) in err
+    assert not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize("case", ["long feature", "long label", "duplicate features"])
+def test_train_refuses_columns_a_model_file_cannot_hold(tmp_path, capsys, case):
+    long = "x" * 4097
+    if case == "duplicate features":
+        data = tmp_path / "data.npz"
+        np.savez(data, X=np.arange(60.0).reshape(20, 3), y=np.arange(20) % 2,
+                 feature_names=np.array(["a", "a", "b"]))
+        why = "feature_names: names the column 'a' twice"
+    else:
+        data = tmp_path / "data.csv"
+        header = [long, "b", "y"] if case == "long feature" else ["a", "b", long]
+        data.write_text(",".join(header) + "\n" + "".join(f"{i},{i % 5},{i % 2}\n"
+                                                           for i in range(20)))
+        why = "feature_names[0]: must be" if case == "long feature" else "label: must be"
+    _run_fails(capsys, ["train", "--dataset", str(data), "--out", str(tmp_path / "m.npz")],
+               "a model file cannot hold its columns: " + why)
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_train_refuses_more_hidden_layers_than_a_model_file_holds(tmp_path, capsys):
+    from softmaxreg.workflow import TrainSettings
+
+    argv = ["train", "--model", "network", "--hidden", *["2"] * 63, "--out", str(tmp_path / "m")]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert "--hidden: at most 62 hidden layers (what a model file holds), got 63" in err
+    with pytest.raises(ValueError, match="at most 62 hidden layers"):
+        TrainSettings(model="network", hidden=[2] * 63)
+
+
 def _run_fails(capsys, argv, message):
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()

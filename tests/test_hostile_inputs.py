@@ -306,3 +306,23 @@ def test_cli_memory_error_is_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["softmaxreg train: error: out of memory (Unable to allocate 7.45 GiB); the "
                    "data or the model is too large for this machine"]
+
+
+def test_npy_header_that_python_cannot_tokenize_is_one_data_error(tmp_path):
+    """An unclosed parenthesis made numpy's header parser raise tokenize.TokenError."""
+    import zipfile
+
+    from softmaxreg.io import load_dataset
+    from softmaxreg.streaming import NpySource
+
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2"
+    header = header.ljust(117) + b"\n"  # 10-byte preamble + 118: a multiple of 64
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + bytes(48)
+    (tmp_path / "tok.npy").write_bytes(npy)
+    with zipfile.ZipFile(tmp_path / "tok.npz", "w") as zf:
+        zf.writestr("X.npy", npy)
+        zf.writestr("y.npy", npy)
+    with pytest.raises(DataError, match=r"tok\.npz: member 'X\.npy' has a malformed \.npy hea"):
+        load_dataset(str(tmp_path / "tok.npz"))
+    with pytest.raises(DataError, match=r"tok\.npy is not a readable \.npy file"):
+        NpySource(tmp_path / "tok.npy")

@@ -459,3 +459,20 @@ def test_mnist_digits_survive_a_round_trip():
         out = image_to_mnist(picture)
         correlations.append(np.corrcoef(out, digit.ravel())[0, 1])
     assert np.median(correlations) > 0.95 and min(correlations) > 0.5
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_fifo_or_folder_is_refused_without_waiting(tmp_path):
+    import signal
+
+    os.mkfifo(tmp_path / "x.png")
+    (tmp_path / "dir.png").mkdir()
+    old = signal.signal(signal.SIGALRM, lambda *_: pytest.fail("waited on the FIFO"))
+    signal.alarm(10)
+    try:
+        for name in ("x.png", "dir.png"):
+            with pytest.raises(DataError, match=f"^cannot read image [^:]*{name}: not a regu"):
+                image_to_mnist(tmp_path / name)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

@@ -162,3 +162,15 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("softmaxreg export: error:") and err.count("\n") == 1
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_cli_export_refuses_to_overwrite_the_model_file(tmp_path, capsys, iris):
+    model_path, link = tmp_path / "model.npz", tmp_path / "link.onnx"
+    save(_fit(SoftmaxRegression(max_iter=20), *iris), model_path)
+    link.symlink_to(model_path)
+    before = model_path.read_bytes()
+    for out in (model_path, tmp_path / "." / "model.npz", link):
+        assert main(["export", str(model_path), str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "it is the model file" in err and err.count("\n") == 1
+    assert model_path.read_bytes() == before and link.is_symlink()

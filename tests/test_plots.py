@@ -209,3 +209,15 @@ def test_tabular_weights_are_a_class_by_feature_map():
     assert high > 0 and low == -high
     assert [t.get_text() for t in ax.get_xticklabels()] == ["height", "width", "depth"]
     assert "evidence" in ax.images[0].colorbar.ax.get_ylabel()
+
+
+def test_save_replaces_a_link_rather_than_writing_through_it(tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    (tmp_path / "figs").mkdir()
+    link = tmp_path / "figs" / "weights.png"
+    link.symlink_to("../data.csv")
+    fig = plots.weight_map(np.eye(2), ["a", "b"], ["x", "y"], "toy")
+    assert plots.save(fig, link) == link
+    assert data.read_text() == "a,b\n1,2\n"  # untouched
+    assert not link.is_symlink() and Image.open(link).format == "PNG"

@@ -77,7 +77,7 @@ def load_dataset(spec: PathLike, *, label_column: int | str | None = None,
         ds = read_idx_folder(path)
         return ds if schema is None else ds.conform(schema)
     if not path.is_file() and path.suffix.lower() in _READERS:
-        raise DataError(f"no such file: {text}")
+        raise DataError(f"not a regular file: {text}" if path.exists() else f"no such file: {text}")
     if not path.is_file():
         raise DataError(
             f"unknown dataset {text!r}: expected mnist, digits, iris, wine, breast_cancer, or a "

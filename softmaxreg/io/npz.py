@@ -9,6 +9,7 @@ import os
 import stat
 import struct
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -144,7 +145,11 @@ def _check_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: 
             raise fail(f"member {name!r} is not a .npy array") from None
         if version not in _NPY_HEADER_READERS:
             raise fail(f"member {name!r} is in .npy format {version}, which is not read")
-        shape, _, dtype = _NPY_HEADER_READERS[version](member)
+        try:
+            shape, _, dtype = _NPY_HEADER_READERS[version](member)
+        except (ValueError, SyntaxError, tokenize.TokenError) as exc:  # numpy parses it as Python
+            raise fail(f"member {name!r} has a malformed .npy header "
+                       f"({type(exc).__name__}: {str(exc)[:200]})") from None
         header = member.tell()
     if dtype.hasobject:
         raise fail(f"array {name.removesuffix('.npy')!r} holds Python objects, which are not "

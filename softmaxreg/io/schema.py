@@ -28,9 +28,9 @@ MAX_SIZE = 2**31 - 1  # a layer's width, a feature count: what an index of the a
 MAX_LAYERS = 64
 MAX_NAME = 4096  # characters of a feature name or a label column's name
 
-__all__ = ["CHECKPOINT", "EPOCHS", "MODEL", "NETWORK", "TRAINING", "Bool", "Either", "Int",
-           "ListOf", "Null", "Obj", "Real", "SchemaError", "Text", "check", "depth",
-           "parse_json"]
+__all__ = ["CHECKPOINT", "EPOCHS", "HISTORY", "MODEL", "NETWORK", "OBJECTIVE", "TRAINING",
+           "Bool", "Either", "Int", "ListOf", "Null", "Obj", "Real", "SchemaError", "Text",
+           "check", "depth", "parse_json"]
 
 
 class SchemaError(ValueError):
@@ -73,6 +73,13 @@ class Int(Spec):
         return f"an integer from {self.low} to {self.high}"
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond any float (JSON 1e400 is a float: inf)
+        return False
+
+
 @dataclass(frozen=True)
 class Real(Spec):
     """A number (not a boolean) in [low, high] (``open_low``: low excluded); never NaN, and
@@ -86,7 +93,7 @@ class Real(Spec):
     def check(self, value: Any, where: str) -> None:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
             raise _fail(where, self, value)
-        if not self.infinite and not math.isfinite(value):
+        if not self.infinite and not _finite(value):
             raise _fail(where, self, value)
         if not self.low <= value <= self.high or self.open_low and value == self.low:
             raise _fail(where, self, value)
@@ -283,6 +290,11 @@ _NETWORK_KEYS = tuple(NETWORK)
 EPOCHS = Obj({k: ListOf(FINITE) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
              required=("loss", "accuracy", "val_loss", "val_accuracy"))
 
+#: The history of a fit, in a model file or a history JSON: the objective per iteration of a
+#: full-batch solver (:data:`OBJECTIVE`), or :data:`EPOCHS`.
+OBJECTIVE = Obj({"objective": ListOf(FINITE)}, required=("objective",))
+HISTORY = Either((OBJECTIVE, EPOCHS))
+
 #: The settings of a ``softmaxreg train`` run (``workflow.TrainSettings`` less ``progress``);
 #: a test keeps it in step with the dataclass.
 TRAINING_FIELDS: dict[str, Spec] = {
@@ -332,8 +344,7 @@ MODEL = Obj({
                    "index_base": Either((Null(), Int(0, 1)))},
                   required=("feature_names", "named", "label")),
     "n_iter": ListOf(Int(0)),
-    "history": Either((Null(), Obj({"objective": ListOf(FINITE)}, required=("objective",)),
-                       EPOCHS)),
+    "history": Either((Null(), *HISTORY.options)),
     "dataset": optional(Text()),
     "image_shape": optional(ListOf(SIZE, 2, 2)),
     "training": optional(TRAINING),
