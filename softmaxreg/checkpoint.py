@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from ._version import __version__
 from .exceptions import ModelFileError, SoftmaxRegError
 from .io import atomic_write_bytes, data_fingerprint, json_safe, read_model_npz
-from .io.schema import CHECKPOINT, SchemaError, check, parse_json
+from .io.schema import CHECKPOINT, MAX_METADATA_CHARS, SchemaError, check, parse_json
 from .training import Position, Run, hooks_active
 
 FORMAT = "softmaxreg-checkpoint"
@@ -51,7 +51,7 @@ FORMAT_VERSION = 1
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _CONFIG_KEYS = ("epochs", "batch_size", "l2", "seed", "early_stopping", "n_iter_no_change", "tol")
 _HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
-_MAX_METADATA_CHARS = 16 * 2**20
+
 
 __all__ = ["Checkpoint", "Checkpointer", "TrainingInterrupted", "load_checkpoint",
            "read_settings"]
@@ -291,7 +291,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if raw is None or raw.dtype.kind != "U" or raw.shape != ():
         raise ModelFileError(f"checkpoint {path}: not a softmaxreg checkpoint (no metadata)")
     try:
-        meta = parse_json(str(raw), _MAX_METADATA_CHARS)
+        meta = parse_json(str(raw), MAX_METADATA_CHARS)
     except SchemaError as exc:
         raise ModelFileError(f"checkpoint {path}: metadata {exc}") from None
     _check_metadata(path, meta)

@@ -36,12 +36,11 @@ from ._version import __version__
 from .exceptions import ModelFileError
 from .io.dataset import DataSchema, generated_names
 from .io.npz import atomic_write_bytes, json_safe, read_model_npz
-from .io.schema import MODEL, SchemaError, check, parse_json, unique_names
+from .io.schema import MAX_METADATA_CHARS, MODEL, SchemaError, check, parse_json, unique_names
 from .network import Network, NetworkSpec
 from .preprocessing import FeatureScaler, Scaling
 
 FORMAT_VERSION = 2  # 2: the data's schema (feature names, label column)
-_MAX_METADATA_CHARS = 16 * 2**20
 _BOUNDED = ("tanh", "sigmoid")  # hidden activations whose outputs stay in [-1, 1]
 MODEL_KINDS: dict[str, type] = {}  # the estimator classes a model file may hold, by name
 
@@ -200,7 +199,7 @@ def _read_metadata(path: Path, members: dict[str, np.ndarray]) -> dict:
     if raw is None or raw.dtype.kind != "U" or raw.shape != ():
         raise _fail(path, "not a softmaxreg model file (no metadata entry)")
     try:
-        meta = parse_json(str(raw), _MAX_METADATA_CHARS)
+        meta = parse_json(str(raw), MAX_METADATA_CHARS)
     except SchemaError as exc:
         raise _fail(path, f"metadata {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != "softmaxreg-model":

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from ..exceptions import DataError, ModelFileError, SoftmaxRegError
 from .dataset import Dataset, PathLike
+from .schema import MAX_METADATA_CHARS
 
 # Deflate cannot expand data more than 1032-fold, so s compressed bytes hold at most 1032·s
 # bytes: a size claiming more is rejected before anything is decompressed.
@@ -177,9 +178,15 @@ def read_model_npz(path: Path, what: str = "model file") -> dict[str, NDArray[An
         raise fail(f"no such {what}")
     try:
         with zipfile.ZipFile(path) as zf:
-            total = sum(info.file_size for info in zf.infolist())
+            infos = zf.infolist()
+        total = sum(info.file_size for info in infos)
         if total > 64 * max(path.stat().st_size, 2**20) + 2**30:
             raise fail(f"its members claim {total} bytes uncompressed: refusing to expand")
+        for info in infos:  # a 0-d unicode array: 4 bytes a character, and its .npy header
+            if info.filename in ("metadata", "metadata.npy") \
+                    and info.file_size > 4 * MAX_METADATA_CHARS + 4096:
+                raise fail(f"its metadata member claims {info.file_size} bytes, more than "
+                           f"{MAX_METADATA_CHARS} characters of metadata: refusing to expand")
         return read_npz_arrays(path, fail, what=f"softmaxreg {what}")
     except ModelFileError:
         raise

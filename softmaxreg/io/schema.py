@@ -27,6 +27,7 @@ MAX_DEPTH = 16  # nesting of any JSON document read (the files' own need 4)
 MAX_SIZE = 2**31 - 1  # a layer's width, a feature count: what an index of the arrays can be
 MAX_LAYERS = 64
 MAX_NAME = 4096  # characters of a feature name or a label column's name
+MAX_METADATA_CHARS = 16 * 2**20  # the JSON metadata of a model file or checkpoint
 
 __all__ = ["CHECKPOINT", "EPOCHS", "HISTORY", "MODEL", "NETWORK", "OBJECTIVE", "TRAINING",
            "Bool", "Either", "Int", "ListOf", "Null", "Obj", "Real", "SchemaError", "Text",
