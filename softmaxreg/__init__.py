@@ -4,8 +4,8 @@ from . import functional
 from ._version import __version__ as __version__
 from .estimators import SoftmaxNetwork, SoftmaxRegression
 from .exceptions import DataError, ModelFileError, SoftmaxRegError, TrainingDivergedError
-from .functional import *  # noqa: F403  the notes' math, listed in functional.__all__
 from .export import to_onnx
+from .functional import *  # noqa: F403  the notes' math, listed in functional.__all__
 from .gradcheck import gradcheck
 from .inference import inference
 from .network import Network

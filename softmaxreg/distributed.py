@@ -363,10 +363,9 @@ class DaskData:
         chunks = [client.submit(_chunk_rows, *parts, self.classes, class_weight, dtype,
                                 pure=False) for parts in self.chunks]
         shapes = self.watch.gather([client.submit(_shape_of, c, pure=False) for c in chunks])
-        sizes = [n for n, _, _ in shapes]
-        rows = DaskRows(self.watch, chunks, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-                        float(sum(w for _, w, _ in shapes)), self.top, shapes[0][2], np.dtype(dtype),
-                        self.n_features)
+        offsets = np.concatenate([[0], np.cumsum([n for n, _, _ in shapes])]).astype(np.int64)
+        rows = DaskRows(self.watch, chunks, offsets, float(sum(w for _, w, _ in shapes)),
+                        self.top, shapes[0][2], np.dtype(dtype), self.n_features)
         self.chunks = []
         return rows
 
