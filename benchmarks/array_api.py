@@ -101,19 +101,6 @@ def bench_exact(data, device: str, reps: int, fs: float) -> dict:
 
 
 # -- network epoch ---------------------------------------------------------------------------------
-def torch_epoch(model, opt, Xt, yt, batch_size: int, seed: int) -> None:
-    """PyTorch's usual loop on the device: a shuffled index (moved there once), then slices."""
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(Xt.shape[0], generator=g).to(Xt.device)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    for start in range(0, Xt.shape[0], batch_size):
-        idx = perm[start:start + batch_size]
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(Xt[idx]), yt[idx])
-        loss.backward()
-        opt.step()
-
-
 def bench_epoch(data, device: str, reps: int) -> dict:
     X, y = data[0], data[1]
     Xd, yd = torch.asarray(X, device=device), torch.asarray(y, device=device)
@@ -131,7 +118,7 @@ def bench_epoch(data, device: str, reps: int) -> dict:
             _quiet(ours_d.fit, Xd, yd)
 
     runs = {"ours_device": ours_device,
-            "torch_device": lambda: torch_epoch(model, opt, Xd, yd, BATCH, seed=0),
+            "torch_device": lambda: ref.torch_epoch(model, opt, Xd, yd, BATCH, seed=0),
             "ours_numpy": lambda: _quiet(ours_np.fit, X, y)}
     for run in runs.values():  # warm-up: allocations, kernels, caches
         run()

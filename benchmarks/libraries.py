@@ -372,16 +372,6 @@ class EpochSklearn(EpochOurs):
                                    random_state=0)
 
 
-def torch_mlp(torch, sizes, seed: int = 0):
-    torch.manual_seed(seed)
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
-
-
 class EpochTorch:
     """The plain PyTorch loop: ``randperm``, slices, ``F.cross_entropy``, ``torch.optim.Adam``."""
 
@@ -391,7 +381,9 @@ class EpochTorch:
         self.torch, self.data = torch, data
         self.X, self.y = torch.from_numpy(np.array(data.X)), torch.from_numpy(data.y)
         sizes = (data.X.shape[1], *NETWORK["hidden_layer_sizes"], len(data.classes))
-        self.model = torch_mlp(torch, sizes)
+        from references import torch_mlp  # once this worker has set torch's threads
+
+        self.model = torch_mlp(sizes)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=NETWORK["learning_rate"])
         self.generator = torch.Generator().manual_seed(0)
 
@@ -509,8 +501,10 @@ class PredictTorch(PredictOurs):
         self.torch, self.calls = torch, spec["predict_calls"]
         self.X_test = torch.from_numpy(np.array(data.X_test))
         d, K = data.X.shape[1], len(data.classes)
-        self.models = {"softmax": torch_mlp(torch, (d, K)),
-                       "network": torch_mlp(torch, (d, *NETWORK["hidden_layer_sizes"], K))}
+        from references import torch_mlp  # once this worker has set torch's threads
+
+        self.models = {"softmax": torch_mlp((d, K)),
+                       "network": torch_mlp((d, *NETWORK["hidden_layer_sizes"], K))}
 
     def predict(self, model):
         with self.torch.inference_mode():
