@@ -164,23 +164,25 @@ class MemoryRows(Rows):
     def order(self, perm: NDArray[np.intp]):
         return perm if self.on_host else asarray(perm, self.X, np.int64)
 
-    def _blocks(self) -> list[slice]:
-        """Row blocks of ``block_rows``: each block's forward and backward pass reuse its rows
-        while they are still in cache (X is read once per evaluation) and the temporaries are
-        block-sized, never n × K.  Blocks of weight 0 are skipped."""
+    @cached_property
+    def _blocks(self) -> list[tuple[slice, float]]:
+        """Row blocks of ``block_rows`` with their weights Σ_{i∈B} s_i, planned once: each
+        block's forward and backward pass reuse its rows while they are still in cache (X is read
+        once per evaluation) and the temporaries are block-sized, never n × K.  Blocks of weight 0
+        are skipped."""
         n, b = self.n, self.block_rows
         blocks = [slice(a, min(a + b, n)) for a in range(0, n, b)]
-        return blocks if self.s is None else [r for r in blocks if self.s[r].sum() > 0]
+        weighed = [(r, float(r.stop - r.start if self.s is None else self.s[r].sum()))
+                   for r in blocks]
+        return [(r, m) for r, m in weighed if m > 0]
 
     def loss_grad_sums(self, net: Network, theta):
         net.set_params(theta)
         xp, wide = net.xp, widest_float(net.xp, net.device)
         loss, grad = 0.0, xp.zeros(net.params.shape[0], dtype=wide, device=net.device)
-        for rows in self._blocks():
-            s = self._weights(rows)
-            m = rows.stop - rows.start if s is None else float(s.sum())
+        for rows, m in self._blocks:
             J_B, g_B, _ = net.loss_grad(self.X[rows, :], self._y[rows],
-                                        None if s is None else self._s[rows])
+                                        None if self.s is None else self._s[rows])
             # on a device, J_B and ∇J_B stay there until the sums are done (summed, as on the
             # host, in float64)
             loss += m * (J_B if self.on_host else xp.astype(J_B, wide))
@@ -188,12 +190,13 @@ class MemoryRows(Rows):
         return float(loss), np.asarray(to_numpy(grad), dtype=np.float64), self.total_weight
 
     def gram_sums(self, net: Network, theta, floor: float, diagonal: bool, dtype) -> GramSums:
-        v = self._s
-        if v is None:
-            v = net.xp.ones(self.n, dtype=widest_float(net.xp, net.device), device=net.device)
         if theta is not None:
             net.set_params(theta)
             v = curvature_weights(net, self.X, self._s, floor)
+        elif self._s is not None:
+            v = self._s
+        else:
+            v = net.xp.ones(self.n, dtype=widest_float(net.xp, net.device), device=net.device)
         return gram_sums(self.X, v, diagonal, dtype, self.block_rows)
 
     def _gather(self, rows: NDArray[np.intp]):
@@ -252,6 +255,8 @@ class Objective:
 
     def __call__(self, theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         loss_sum, grad_sum, S = self.rows.loss_grad_sums(self.net, theta)
+        if not self.l2:  # C = inf, or a network without alpha: no penalty to add
+            return loss_sum / S, grad_sum / S
         penalty_grad = self.l2 * theta * self.net.penalty_mask  # l2 · W[l], 0 on intercepts
         return loss_sum / S + 0.5 * float(theta @ penalty_grad), grad_sum / S + penalty_grad
 
