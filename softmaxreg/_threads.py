@@ -8,13 +8,17 @@ restores the original setting.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
 
 from threadpoolctl import ThreadpoolController
 
+T = TypeVar("T")
 _lock = threading.Lock()
 _held: dict[str, list[int]] = {}  # library path -> [holders, original number of threads]
 _controller: list = [None, -1]  # [ThreadpoolController, len(sys.modules) when it was made]
@@ -66,3 +70,37 @@ def one_blas_thread(select: Callable[[str], bool] = lambda path: True) -> Iterat
                 entry[0] -= 1
                 if entry[0] == 0:
                     _set_num_threads(c, entry[1])
+
+
+def blas_threads() -> int:
+    """How many threads NumPy's BLAS may use now (its setting: OPENBLAS_NUM_THREADS, threadpoolctl),
+    at most the cores this process may run on: how many parts one evaluation is split into."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    with _lock:
+        numpy_blas = [c.num_threads for c in _libraries()
+                      if c.user_api == "blas" and "numpy" in (c.filepath or "")]
+    return max(1, min(max(numpy_blas, default=1), cores or 1))
+
+
+_pool: list[ThreadPoolExecutor | None] = [None]
+
+
+def in_threads(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """``[call() for call in calls]``, the first in this thread and the others at the same time in
+    threads of a pool kept for the process (BLAS and NumPy's loops release the GIL).  The first
+    exception raised by any call is raised here, after all have finished."""
+    if len(calls) == 1:
+        return [calls[0]()]
+    with _lock:
+        if _pool[0] is None or _pool[0]._max_workers < len(calls) - 1:
+            _pool[0] = ThreadPoolExecutor(max(len(calls) - 1, 1), "softmaxreg")
+        pool = _pool[0]
+    futures = [pool.submit(call) for call in calls[1:]]
+    try:
+        first = calls[0]()
+    finally:
+        others = [f.result() if f.exception() is None else f.exception() for f in futures]
+    for value in others:
+        if isinstance(value, BaseException):
+            raise value
+    return [first, *others]

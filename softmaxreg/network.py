@@ -19,6 +19,7 @@ namespace, and θ crosses from and to the host only through :meth:`Network.set_p
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -152,6 +153,17 @@ class Network:
             self.params[...] = to_numpy(theta)
         else:
             self.params[...] = asarray(theta, self.params, self.dtype)
+
+    def replica(self) -> Network:
+        """A network that shares this one's parameters (the same ``params`` buffer, so the same
+        W[l], b[l]) with a gradient buffer and layer caches of its own: one per thread when the
+        rows of one evaluation are split across threads (each computes its part's ∇, the caller
+        sums them)."""
+        twin = copy.copy(self)
+        twin.grads = self.xp.zeros_like(self.grads)
+        twin.penalty_mask, twin._slices = self.penalty_mask.copy(), []
+        twin.layers = twin._make_layers(get_activation(self.activation), self.xp)
+        return twin
 
     def to_numpy(self) -> Network:
         """A copy of this network on the host (NumPy): what model files and exports store."""

@@ -88,15 +88,19 @@ class BlockPreconditioner:
         return self._join(self._split(g) @ self.L_inv.T)
 
 
-def _scipy_blas_single_threaded():
-    """Run scipy's own OpenBLAS on one thread for the duration of a solve.
+def _blas_single_threaded():
+    """Run every BLAS (NumPy's and scipy's, each with its own OpenBLAS thread pool) on one thread
+    for the duration of a solve.
 
-    scipy and NumPy each ship an OpenBLAS with its own thread pool.  L-BFGS-B calls scipy's
-    between our NumPy products, and on few cores the two pools' spinning threads contend: an
-    objective evaluation measured 0.4 ms alone and 8 ms inside L-BFGS-B on digits.  The
-    L-BFGS-B updates are tiny, so one thread costs them nothing.
+    L-BFGS-B calls scipy's BLAS between the objective's products, and on few cores the pools'
+    spinning threads contend with each other and with the objective's own threads (the rows of
+    one evaluation are split across threads where BLAS was allowed several:
+    :class:`softmaxreg.objective.MemoryRows`): on MNIST an evaluation split in two took 37 ms
+    alone and 67 ms inside L-BFGS-B with NumPy's pool idling between evaluations; on digits one
+    evaluation took 0.4 ms alone and 8 ms with scipy's.  The L-BFGS-B updates are tiny, so one
+    thread costs them nothing.
     """
-    return one_blas_thread(lambda path: "scipy.libs" in path)
+    return one_blas_thread()
 
 
 Stage = tuple["int | None", Callable[[NDArray[np.float64]], "BlockPreconditioner | None"]]
@@ -206,7 +210,7 @@ def lbfgs(
             raise StopIteration
 
     x0 = np.asarray(x0, dtype=np.float64)
-    with _scipy_blas_single_threaded():
+    with _blas_single_threaded():
         res = scipy.optimize.minimize(
             f,
             x0 if P is None else P.to_u(x0),

@@ -1,4 +1,5 @@
-"""BLAS thread limits held by overlapping Python threads restore the original setting.
+"""BLAS thread limits held by overlapping Python threads restore the original setting, and the
+rows of one evaluation split across threads give the sums of one thread.
 
 An exception raised in a ``threading.Thread`` does not fail a test by itself (pytest turns it
 into a warning), so every thread here runs through :func:`run_in_threads`, which collects what
@@ -7,10 +8,15 @@ the threads raise and raises it again in the test's thread.
 
 import threading
 
+import numpy as np
 import pytest
-from threadpoolctl import ThreadpoolController
+from scipy.special import logsumexp
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from softmaxreg._threads import one_blas_thread
+from softmaxreg import SoftmaxRegression
+from softmaxreg._threads import in_threads, one_blas_thread
+from softmaxreg.network import Network
+from softmaxreg.objective import MemoryRows
 
 WAIT_S = 10
 
@@ -91,3 +97,80 @@ def test_a_worker_thread_can_limit_after_the_main_thread_did():
     run_in_threads(worker)
     assert seen["inside"] == {1}
     assert _blas_threads() == before
+
+
+# -- one evaluation split across threads (objective.MemoryRows) ----------------------------------
+def test_in_threads_returns_in_order_and_raises_what_a_thread_raised():
+    assert in_threads([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]
+
+    def fails():
+        raise ValueError("from a pool thread")
+
+    with pytest.raises(ValueError, match="from a pool thread"):
+        in_threads([lambda: 1, fails])
+
+
+def test_a_replica_shares_the_parameters_and_not_the_gradients():
+    net = Network((5, 4, 3)).initialize(0)
+    twin = net.replica()
+    assert twin.params is net.params
+    assert all(np.shares_memory(a.W, b.W) for a, b in zip(net.layers, twin.layers))
+    assert not np.shares_memory(twin.grads, net.grads)
+    assert all(not np.shares_memory(a.dW, b.dW) for a, b in zip(net.layers, twin.layers))
+
+
+def _softmax_regression_reference(theta, X, y, s, K):
+    """Σ s_i CE_i and its gradient from scipy's logsumexp: independent of the library."""
+    d = X.shape[1]
+    W, b = theta[: K * d].reshape(K, d), theta[K * d:]
+    Z = X @ W.T + b
+    P = np.exp(Z - logsumexp(Z, axis=1, keepdims=True))
+    loss = s @ (logsumexp(Z, axis=1) - Z[np.arange(len(y)), y])
+    dZ = (P - np.eye(K)[y]) * s[:, None]
+    return loss, np.concatenate([(dZ.T @ X).ravel(), dZ.sum(0)])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_an_evaluation_split_across_threads_equals_the_reference(threads):
+    rng = np.random.default_rng(0)
+    n, d, K = 5000, 12, 4
+    X, y, s = rng.standard_normal((n, d)), rng.integers(0, K, n), rng.uniform(0.5, 2, n)
+    net = Network((d, K))
+    theta = rng.standard_normal(net.params.shape[0])
+    rows = MemoryRows(X, y, s, block_rows=256, threads=threads)
+    loss, grad, total = rows.loss_grad_sums(net, theta)
+    ref_loss, ref_grad = _softmax_regression_reference(theta, X, y, s, K)
+    assert total == pytest.approx(s.sum(), rel=1e-12)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-10)
+    # the preconditioner's sums, against NumPy on the whole X at once
+    G, g, g0 = rows.gram_sums(net, None, 0.0, False, None)
+    np.testing.assert_allclose(G, X.T @ (X * s[:, None]), rtol=1e-10)
+    np.testing.assert_allclose(g, s @ X, rtol=1e-10)
+    assert g0 == pytest.approx(s.sum(), rel=1e-12)
+
+
+def test_a_network_evaluation_split_across_threads_equals_one_thread():
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((3000, 10)), rng.integers(0, 3, 3000)
+    net = Network((10, 7, 3), activation="tanh").initialize(0)
+    theta = np.array(net.params)
+    one = MemoryRows(X, y, block_rows=128, threads=1).loss_grad_sums(net, theta)
+    three = MemoryRows(X, y, block_rows=128, threads=3).loss_grad_sums(net, theta)
+    assert three[0] == pytest.approx(one[0], rel=1e-12)
+    np.testing.assert_allclose(three[1], one[1], rtol=1e-10, atol=1e-12)
+
+
+def test_a_fit_on_two_threads_equals_one_thread_and_restores_blas():
+    """The rows of each evaluation split in two (BLAS allowed two threads) give the same model
+    as one thread, and BLAS has its setting back afterwards."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((6000, 20))
+    y = (X[:, :3] @ rng.standard_normal((3, 4))).argmax(1)
+    before = _blas_threads()
+    fits = {}
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            fits[threads] = SoftmaxRegression(C=1.0, tol=1e-10, max_iter=300).fit(X, y)
+    assert _blas_threads() == before
+    np.testing.assert_allclose(fits[2].coef_, fits[1].coef_, rtol=1e-6, atol=1e-8)
