@@ -44,7 +44,6 @@ from ._threads import blas_threads, in_threads, one_blas_thread
 from .functional import labels_from_logits
 from .network import BLOCK_ROWS, Network
 
-
 GramSums = tuple[NDArray[np.float64], NDArray[np.float64], float]
 
 
