@@ -174,3 +174,19 @@ def test_a_fit_on_two_threads_equals_one_thread_and_restores_blas():
             fits[threads] = SoftmaxRegression(C=1.0, tol=1e-10, max_iter=300).fit(X, y)
     assert _blas_threads() == before
     np.testing.assert_allclose(fits[2].coef_, fits[1].coef_, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predictions_split_across_threads_equal_one_pass(dtype):
+    """Network.logits splits large X across threads (each part on one BLAS thread): the same
+    logits as one forward pass over all rows, a non-finite row staying in its place."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((5000, 30)).astype(dtype)
+    X[4321, 7] = np.inf
+    net = Network((30, 16, 5), dtype=dtype).initialize(0)
+    with threadpool_limits(1), np.errstate(invalid="ignore"):  # inf · 0 in the inf row
+        one = net.forward(X, keep=False)
+    with threadpool_limits(3), np.errstate(invalid="ignore"):
+        split = net.logits(X)
+    np.testing.assert_allclose(split, one, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert split.dtype == one.dtype
