@@ -8,6 +8,7 @@ restores the original setting.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import threading
@@ -87,15 +88,19 @@ _pool: list[ThreadPoolExecutor | None] = [None]
 
 def in_threads(calls: Sequence[Callable[[], T]]) -> list[T]:
     """``[call() for call in calls]``, the first in this thread and the others at the same time in
-    threads of a pool kept for the process (BLAS and NumPy's loops release the GIL).  The first
-    exception raised by any call is raised here, after all have finished."""
+    threads of a pool kept for the process (BLAS and NumPy's loops release the GIL), in this
+    thread's context (``np.errstate`` holds there too).  The first exception raised by any call
+    is raised here, after all have finished.  Calls must not call this again (the pool's threads
+    would wait for themselves); inside :func:`one_blas_thread`, :func:`blas_threads` is 1, so
+    code that splits by it does not."""
     if len(calls) == 1:
         return [calls[0]()]
     with _lock:
         if _pool[0] is None or _pool[0]._max_workers < len(calls) - 1:
             _pool[0] = ThreadPoolExecutor(max(len(calls) - 1, 1), "softmaxreg")
         pool = _pool[0]
-    futures = [pool.submit(call) for call in calls[1:]]
+    # each in a copy of this thread's context: np.errstate and other context variables hold
+    futures = [pool.submit(contextvars.copy_context().run, call) for call in calls[1:]]
     try:
         first = calls[0]()
     finally:

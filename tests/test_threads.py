@@ -176,6 +176,7 @@ def test_a_fit_on_two_threads_equals_one_thread_and_restores_blas():
     np.testing.assert_allclose(fits[2].coef_, fits[1].coef_, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.filterwarnings("error")  # the caller's np.errstate holds in the pool's threads
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_predictions_split_across_threads_equal_one_pass(dtype):
     """Network.logits splits large X across threads (each part on one BLAS thread): the same
