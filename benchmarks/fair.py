@@ -2,6 +2,7 @@
 
     python benchmarks/fair.py --data ../shared/data/mnist               # the full run
     python benchmarks/fair.py --quick --data digits                      # a smoke test, seconds
+    python benchmarks/fair.py --quick --tasks exact --problems sparse    # the sparse exact fit
     python benchmarks/report.py --readme README.md                       # the README's table
 
 Fair means:
@@ -26,18 +27,31 @@ Tasks (``--tasks``):
   accuracy  test accuracy after ``--epochs`` epochs of the same training (ours, PyTorch), once
   predict   predict_proba throughput on the test rows, softmax regression and the network
 
+Problems (``--problems``, default all three): the exact fits (``exact``, ``exact64``) run on each,
+one row group per problem in the table; the other tasks run on MNIST only (see ``problems.py``).
+  mnist     MNIST (``--data``)
+  fashion   Fashion-MNIST, the same IDX files (``--fashion-data`` or $SOFTMAXREG_FASHION_DATA);
+            without them the run says so and the table says "not measured"
+  sparse    20 newsgroups TF-IDF where scikit-learn has it cached, else a seeded synthetic corpus
+            of its shape (11,314 × 130,107, 20 classes, 1.8 M non-zeros; cached in
+            ``results/cache``); CSR float32 for every library, a sparse CSR tensor for PyTorch
+f* is computed once per problem (float64, tol 1e-10) and cached for the full-size data
+(``results/f_star.json`` for MNIST, ``results/f_star_<problem>.json`` for the others).
+
 The scikit-learn and PyTorch exact fits take 45–110 s each; they get ``--exact-repeats``
 repetitions (default 3) and a warm-up cut at 20 objective evaluations.  The default run takes
 about 22 minutes on a quiet 2-core machine, 17 with ``--exact-repeats 2``; ``exact64`` adds about
 20 (11 with ``--libraries ours sklearn``: PyTorch's float64 fit is in the float32 table already
-when its float32 fit stalls).  Results go to ``--out`` (``results/fair.json``) and its markdown
-table beside it (``results/fair.md``); each worker's output to ``logs/`` beside them.
+when its float32 fit stalls).  Of the exact fit's other problems (an estimate from one-thread
+runs), Fashion-MNIST adds about 11 minutes, like MNIST's exact fit, and the sparse problem about
+6 (each fit 8–11 s at one thread; ours is calibrated by some 9 whole fits in its warm-up), plus
+about a minute for its f* the first time.  Results go to ``--out`` (``results/fair.json``) and
+its markdown table beside it (``results/fair.md``); each worker's output to ``logs/`` beside them.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -51,19 +65,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import problems  # noqa: E402
 import report  # noqa: E402
 
 SCHEMA = "softmaxreg-fair-benchmark/1"
 GAP = 1e-4
 TASKS = ("exact", "exact64", "defaults", "epoch", "accuracy", "predict")
+EXACT_TASKS = ("exact", "exact64")  # the tasks that run on every problem
 DEFAULT_TASKS = ("exact", "defaults", "epoch", "accuracy", "predict")
 LIBRARIES = {
     "exact": ("ours", "sklearn", "torch"),
@@ -86,6 +100,7 @@ OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # they slow current N
 @dataclass
 class Config:
     tasks: tuple[str, ...] = DEFAULT_TASKS
+    problems: tuple[str, ...] = problems.PROBLEMS
     libraries: tuple[str, ...] = ("ours", "sklearn", "torch")
     threads: tuple[int, ...] = (1, 2)
     repeats: int = 5
@@ -117,39 +132,53 @@ class Config:
 
 
 # -- data -------------------------------------------------------------------------------------
-def load_source(source: str) -> tuple[np.ndarray, ...]:
-    """(X, y, X_test, y_test): pixels scaled to [0, 1] in float32, labels int64."""
-    if source == "digits":
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        X = (X / 16).astype(np.float32)
-        return X[:1500], y[:1500], X[1500:], y[1500:]
-    try:
-        from softmaxreg.io import load_mnist
-    except ImportError:
-        from softmaxreg.datasets import load_mnist
-    ds = load_mnist(source)
-    scale = np.float32(255)
-    return ((ds.X / scale).astype(np.float32), ds.y.astype(np.int64),
-            (ds.X_test / scale).astype(np.float32), ds.y_test.astype(np.int64))
+def needs_mnist(cfg: Config) -> bool:
+    return "mnist" in cfg.problems or any(t not in EXACT_TASKS for t in cfg.tasks)
 
 
-def prepare_data(source: str, cfg: Config, folder: Path) -> dict:
-    """Load once, keep ``n_train``/``n_test`` rows, save the .npy files the workers map."""
-    X, y, Xt, yt = load_source(source)
-    X, y, Xt, yt = X[:cfg.n_train], y[:cfg.n_train], Xt[:cfg.n_test], yt[:cfg.n_test]
-    arrays = {"X": X, "y": y.astype(np.int64), "X_test": Xt, "y_test": yt.astype(np.int64)}
-    if "exact64" in cfg.tasks:
-        arrays["X64"] = X.astype(np.float64)  # the same values: f* is the same
-    for name, a in arrays.items():
-        np.save(folder / f"{name}.npy", np.ascontiguousarray(a))
-    digest = hashlib.sha256(X.tobytes()).hexdigest() + hashlib.sha256(y.tobytes()).hexdigest()
-    return {"source": "digits" if source == "digits" else "mnist", "path": str(source),
-            "n_train": int(X.shape[0]), "n_test": int(Xt.shape[0]), "n_features": int(X.shape[1]),
-            "n_classes": int(len(np.unique(y))), "dtype": "float32", "scaled": "[0, 1]",
-            "sha256": hashlib.sha256(digest.encode()).hexdigest()[:16],
-            "full": X.shape[0] == 60000 and source != "digits"}
+def load_problem(name: str, source: str | None, fashion: str | None, cfg: Config,
+                 cache: Path) -> tuple[tuple | None, str, object]:
+    """(arrays or None, source, path): the four arrays of one problem, or None and why not."""
+    if name == "mnist":
+        if source == "digits":
+            return problems.load_digits(), "digits", None
+        return problems.load_idx(source), "mnist", source
+    if name == "fashion":
+        folder = problems.fashion_folder(fashion)
+        if folder is None:
+            return None, problems.NO_FASHION, None
+        return problems.load_idx(folder, verify_mnist=False), "fashion", folder
+    arrays, kind = problems.load_sparse(cfg.quick, cache)
+    return arrays, kind, None
+
+
+def prepare_problem(arrays: tuple, kind: str, path, cfg: Config, folder: Path) -> dict:
+    """Keep ``n_train``/``n_test`` rows, save the files the workers read, describe the data."""
+    X, y, Xt, yt = arrays
+    kept = (X[:cfg.n_train], y[:cfg.n_train], Xt[:cfg.n_test], yt[:cfg.n_test])
+    saved = problems.save_arrays(kept, folder, float64="exact64" in cfg.tasks)
+    full = {"mnist": X.shape[0] == 60000, "fashion": X.shape[0] == 60000,
+            "digits": False}.get(kind, X.shape[0] == problems.NEWSGROUPS.n_train)
+    return problems.describe(kind, path, saved, full and kept[0].shape[0] == X.shape[0])
+
+
+def prepare_data(source: str | None, fashion: str | None, cfg: Config, work: Path,
+                 cache: Path) -> dict:
+    """{problem: {"data": ...}} for the problems measured, {"not_measured": why} for the others;
+    each problem's files in ``work/<problem>``, MNIST's also for the tasks other than the
+    exact fits."""
+    names = [p for p in problems.PROBLEMS if p in cfg.problems]
+    if needs_mnist(cfg) and "mnist" not in names:
+        names.insert(0, "mnist")
+    out = {}
+    for name in names:
+        arrays, kind, path = load_problem(name, source, fashion, cfg, cache)
+        if arrays is None:
+            say(f"{name}: not measured: {kind}")
+            out[name] = {"not_measured": kind}
+        else:
+            out[name] = {"data": prepare_problem(arrays, kind, path, cfg, work / name)}
+    return out
 
 
 # -- one process per (library, task, thread setting) ----------------------------------------
@@ -221,6 +250,15 @@ class Run:
     log_dir: Path
     f_star: float = math.nan
     hints: dict = field(default_factory=dict)
+    problem: str = "mnist"
+
+    def for_problem(self, problem: str, data_dir: Path, f_star: float) -> Run:
+        """The same run on another problem's data, with its own f* and no hints of others."""
+        return replace(self, problem=problem, data_dir=data_dir, f_star=f_star, hints={})
+
+    def tag(self, task: str) -> str:
+        """The task's name in labels and log files, with the problem where it is not MNIST."""
+        return task if self.problem == "mnist" else f"{task}-{self.problem}"
 
     def spec(self, task: str, library: str, threads: int) -> dict:
         return {"task": task, "library": library, "threads": threads, "data": str(self.data_dir),
@@ -244,8 +282,8 @@ def fail(entry: dict, answer: dict, stage: str) -> None:
 
 def run_group(run: Run, task: str, libraries: list[str], threads: int) -> dict[str, dict]:
     """Every library of one task at one thread setting: start, warm up, rotate repetitions."""
-    cfg, label = run.cfg, f"[{task} · {threads} thread{'s' if threads > 1 else ''}]"
-    logs = {lib: run.log_dir / f"{task}-{lib}-t{threads}.log" for lib in libraries}
+    cfg, label = run.cfg, f"[{run.tag(task)} · {threads} thread{'s' if threads > 1 else ''}]"
+    logs = {lib: run.log_dir / f"{run.tag(task)}-{lib}-t{threads}.log" for lib in libraries}
     # setup (imports, data, models) is not timed, so the processes start side by side
     workers = {lib: Worker(run.spec(task, lib, threads), logs[lib]) for lib in libraries}
     entries = {lib: {"threads": threads, "status": "ok", "runs": [], "log": logs[lib].name}
@@ -301,16 +339,22 @@ def _repeat(run: Run, task: str, lib: str, worker: Worker, entry: dict, label: s
 
 
 # -- f* ---------------------------------------------------------------------------------------
+def f_star_cache(problem: str) -> Path:
+    name = "f_star.json" if problem == "mnist" else f"f_star_{problem}.json"
+    return HERE / "results" / name
+
+
 def resolve_f_star(run: Run, data: dict, cache: Path) -> dict:
-    """f* from the cache for the full MNIST (checked by the data's digest when the cache has
+    """f* from the cache for the full data (checked by the data's digest when the cache has
     one), else computed in a worker process: ours, float64, tol 1e-10."""
     if data["full"] and cache.is_file():
         cached = json.loads(cache.read_text())
         if cached.get("data_sha256", data["sha256"]) == data["sha256"]:
             note = "" if "data_sha256" in cached else " (written before digests were kept)"
             return {"value": cached["f_star"], "source": f"cache {cache.name}{note}"}
-    say("computing f* (float64, tol 1e-10) …")
-    worker = Worker(run.spec("fstar", "ours", max(run.cfg.threads)), run.log_dir / "fstar.log")
+    say(f"computing f* of {run.problem} (float64, tol 1e-10) …")
+    worker = Worker(run.spec("fstar", "ours", max(run.cfg.threads)),
+                    run.log_dir / f"{run.tag('fstar')}.log")
     try:
         answer = worker.receive(run.cfg.setup_timeout)
         if answer.get("status") == "ready":
@@ -436,8 +480,9 @@ def environment() -> dict:
 def thread_pools(results: dict) -> list[dict]:
     """The distinct BLAS/OpenMP libraries the workers reported, with their kernels."""
     seen: dict = {}
-    for task in results["tasks"].values():
-        for lib in task["libraries"].values():
+    for name in results["tasks"]:
+        for lib in (lib for _, group in report.problem_groups(results, name)
+                    for lib in group["libraries"].values()):
             for entry in lib["settings"].values():
                 for pool in entry.get("setup", {}).get("threadpools", []):
                     key = (pool.get("internal_api"), pool.get("prefix"), pool.get("version"))
@@ -464,7 +509,17 @@ def save(results: dict, out: Path) -> None:
     out.with_suffix(".md").write_text(report.render(results, source=out.name))
 
 
-def parse_args(argv=None) -> tuple[Config, str, Path]:
+def problem_list(text: str) -> list[str]:
+    """``mnist,sparse`` (or several arguments) as a list of known problem names."""
+    names = [n for n in text.split(",") if n]
+    unknown = [n for n in names if n not in problems.PROBLEMS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown problem {unknown[0]!r}; choose from "
+                                         f"{', '.join(problems.PROBLEMS)}")
+    return names
+
+
+def parse_args(argv=None) -> tuple[Config, str | None, str | None, Path]:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=os.environ.get("SOFTMAXREG_DATA"),
@@ -475,6 +530,10 @@ def parse_args(argv=None) -> tuple[Config, str, Path]:
     p.add_argument("--exact-repeats", type=int,
                    help="repetitions of scikit-learn's and PyTorch's exact fits (default 3)")
     p.add_argument("--tasks", nargs="+", choices=TASKS, help=f"default: {' '.join(DEFAULT_TASKS)}")
+    p.add_argument("--problems", nargs="+", type=problem_list,
+                   help="data sets of the exact fits, e.g. mnist,fashion,sparse (the default)")
+    p.add_argument("--fashion-data", default=os.environ.get("SOFTMAXREG_FASHION_DATA"),
+                   help="Fashion-MNIST folder (default $SOFTMAXREG_FASHION_DATA)")
     p.add_argument("--libraries", nargs="+", choices=("ours", "sklearn", "torch"))
     p.add_argument("--threads", nargs="+", type=int, help="thread settings (default 1 2)")
     p.add_argument("--epochs", type=int, help="epochs of the accuracy run (default 15)")
@@ -490,12 +549,14 @@ def parse_args(argv=None) -> tuple[Config, str, Path]:
     for name in ("tasks", "libraries", "threads"):
         if getattr(args, name):
             given[name] = tuple(getattr(args, name))
+    if args.problems:
+        given["problems"] = tuple(dict.fromkeys(n for names in args.problems for n in names))
     cfg = Config.quick_run(**given) if args.quick else Config(**given)
     data = args.data or ("digits" if args.quick else None)
-    if data is None:
+    if data is None and needs_mnist(cfg):
         p.error("no data: give --data DIR (MNIST) or set SOFTMAXREG_DATA")
     out = args.out or HERE / "results" / ("quick" if args.quick else "") / "fair.json"
-    return cfg, data, out
+    return cfg, data, args.fashion_data, out
 
 
 def plan(cfg: Config) -> list[tuple[str, list[str], tuple[int, ...]]]:
@@ -512,27 +573,54 @@ def plan(cfg: Config) -> list[tuple[str, list[str], tuple[int, ...]]]:
     return groups
 
 
-def measure(run: Run, results: dict, out: Path) -> None:
-    """Every task of the plan, thread setting by thread setting; the file is saved after each."""
-    for task, libs, threads in plan(run.cfg):
-        settings, elapsed = {lib: {} for lib in libs}, {}
-        for t in threads:
-            group_start = time.perf_counter()
-            for lib, entry in run_group(run, task, libs, t).items():
-                settings[lib][str(t)] = entry
-                if entry["status"] != "ok":
-                    results["failures"].append(f"{task}/{lib} at {t} thread(s): {entry['error']}")
-            elapsed[str(t)] = time.perf_counter() - group_start
-            say(f"[{task} · {t}] {elapsed[str(t)]:.1f} s")
-        libraries = {lib: {"settings": s} for lib, s in settings.items()}
-        results["tasks"][task] = {"elapsed_seconds": elapsed, "libraries": libraries,
-                                  "speedup_of_ours": summarize_task(task, libraries, threads)}
+def measure_task(run: Run, task: str, libs: list[str], threads: tuple[int, ...],
+                 failures: list[str]) -> dict:
+    """One task on one problem, thread setting by thread setting, summarised."""
+    settings, elapsed = {lib: {} for lib in libs}, {}
+    for t in threads:
+        group_start = time.perf_counter()
+        for lib, entry in run_group(run, task, libs, t).items():
+            settings[lib][str(t)] = entry
+            if entry["status"] != "ok":
+                failures.append(f"{run.tag(task)}/{lib} at {t} thread(s): {entry['error']}")
+        elapsed[str(t)] = time.perf_counter() - group_start
+        say(f"[{run.tag(task)} · {t}] {elapsed[str(t)]:.1f} s")
+    libraries = {lib: {"settings": s} for lib, s in settings.items()}
+    return {"elapsed_seconds": elapsed, "libraries": libraries,
+            "speedup_of_ours": summarize_task(task, libraries, threads)}
+
+
+def measure(cfg: Config, runs: dict[str, Run], results: dict, out: Path) -> None:
+    """Every task of the plan, the exact fits on every problem of ``cfg`` in ``runs`` (the
+    others on MNIST); the file is saved after each."""
+    for task, libs, threads in plan(cfg):
+        if task in EXACT_TASKS:
+            results["tasks"][task] = {"problems": {
+                name: measure_task(run, task, libs, threads, results["failures"])
+                for name, run in runs.items() if name in cfg.problems}}
+        else:
+            results["tasks"][task] = measure_task(runs["mnist"], task, libs, threads,
+                                                  results["failures"])
         results["environment"]["thread_pools"] = thread_pools(results)
         save(results, out)
 
 
+def resolve_runs(run: Run, prepared: dict, work: Path) -> dict[str, Run]:
+    """A run per measured problem, its f* resolved (f* only where a task needs it)."""
+    tasks, runs = run.cfg.tasks, {}
+    for name, problem in prepared.items():
+        if "data" not in problem:
+            continue
+        runs[name] = run.for_problem(name, work / name, math.nan)
+        exact = name in run.cfg.problems and any(t in EXACT_TASKS for t in tasks)
+        if exact or (name == "mnist" and "defaults" in tasks):
+            problem["f_star"] = resolve_f_star(runs[name], problem["data"], f_star_cache(name))
+            runs[name].f_star = problem["f_star"]["value"]
+    return runs
+
+
 def main(argv=None) -> int:
-    cfg, source, out = parse_args(argv)
+    cfg, source, fashion, out = parse_args(argv)
     log_dir = out.parent / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -541,21 +629,24 @@ def main(argv=None) -> int:
     if "torch" in cfg.libraries and importlib.util.find_spec("torch") is None:
         results["failures"].append("torch: not installed (pip install -e '.[bench]'), left out")
     with tempfile.TemporaryDirectory(prefix="softmaxreg-bench-") as tmp:
-        run = Run(cfg, Path(tmp), log_dir)
-        results["data"] = prepare_data(source, cfg, run.data_dir)
-        if any(t.startswith("exact") or t == "defaults" for t in cfg.tasks):
-            cache = HERE / "results" / "f_star.json"
-            results["f_star"] = resolve_f_star(run, results["data"], cache)
-            run.f_star = results["f_star"]["value"]
-        measure(run, results, out)
+        work = Path(tmp)
+        results["problems"] = prepare_data(source, fashion, cfg, work, out.parent / "cache")
+        runs = resolve_runs(Run(cfg, work, log_dir), results["problems"], work)
+        if "mnist" in runs:  # the data of the tasks other than the exact fits, as before
+            results["data"] = results["problems"]["mnist"]["data"]
+            if "f_star" in results["problems"]["mnist"]:
+                results["f_star"] = results["problems"]["mnist"]["f_star"]
+        if runs:
+            measure(cfg, runs, results, out)
     results["environment"]["load_average_at_end"] = list(os.getloadavg())
     results["elapsed_seconds"] = time.perf_counter() - started
     save(results, out)
     print(out.with_suffix(".md").read_text())
     for failure in results["failures"]:
         say(f"FAILED: {failure}")
-    measured = any(e.get("runs") for task in results["tasks"].values()
-                   for lib in task["libraries"].values() for e in lib["settings"].values())
+    measured = any(e.get("runs") for name in results["tasks"]
+                   for _, group in report.problem_groups(results, name)
+                   for lib in group["libraries"].values() for e in lib["settings"].values())
     return 0 if measured else 1
 
 

@@ -40,8 +40,14 @@ class Data:
 
 def load_data(folder: str | Path, float64: bool = False) -> Data:
     """The arrays the driver saved, memory-mapped copy-on-write: every process reads the same
-    bytes from the page cache, and a library that writes to its input gets a private page."""
+    bytes from the page cache, and a library that writes to its input gets a private page.
+    Sparse X (saved as .npz) is read whole, as CSR."""
     def arr(name):
+        path = Path(folder) / f"{name}.npz"
+        if path.is_file():
+            import scipy.sparse as sp
+
+            return sp.load_npz(path).tocsr()
         return np.asarray(np.load(Path(folder) / f"{name}.npy", mmap_mode="c"))
 
     return Data(arr("X64" if float64 else "X"), arr("y"), arr("X_test"), arr("y_test"))
@@ -251,16 +257,30 @@ class ExactSklearn:
         return self._traced(self.spec["max_evals"])
 
 
+def torch_rows(torch, X):
+    """X as a tensor: a copy of dense X; sparse X as a sparse CSR tensor (never made dense), whose
+    product with a dense W has a gradient with respect to W."""
+    import scipy.sparse as sp
+
+    if not sp.issparse(X):
+        return torch.from_numpy(np.array(X))
+    X = X.tocsr()
+    return torch.sparse_csr_tensor(torch.from_numpy(X.indptr.astype(np.int64)),
+                                   torch.from_numpy(X.indices.astype(np.int64)),
+                                   torch.from_numpy(X.data), size=X.shape)
+
+
 class ExactTorch:
     """``torch.optim.LBFGS`` (strong Wolfe, history 10) on the same objective, in float32; if
     float32 stalls before the gap (the warm-up finds out), the repetitions run in float64.  The
-    hint ``"float64"`` (float32 stalled at an earlier thread setting) skips the float32 probe."""
+    hint ``"float64"`` (float32 stalled at an earlier thread setting) skips the float32 probe.
+    Sparse X is a sparse CSR tensor: ``X @ Wᵀ`` is a sparse-dense product."""
 
     def __init__(self, data: Data, spec: dict):
         import torch
 
         self.torch, self.spec = torch, spec
-        self.X = torch.from_numpy(np.array(data.X))
+        self.X = torch_rows(torch, data.X)
         self.y = torch.from_numpy(np.asarray(data.y, dtype=np.int64))
         self.dtype = "float64" if data.X.dtype == np.float64 else "float32"
         self.probe_float32 = self.dtype == "float32" and spec.get("hint") != "float64"

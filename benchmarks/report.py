@@ -33,6 +33,28 @@ LABELS = {
 }
 LABELS["exact64"] = LABELS["exact"]
 LIBRARY_NAMES = {"ours": "softmaxreg", "sklearn": "scikit-learn", "torch": "PyTorch"}
+# the data of each problem, by its source (results["problems"][name]["data"]["source"])
+TITLES = {"mnist": "MNIST", "digits": "scikit-learn's digits (smoke test)",
+          "fashion": "Fashion-MNIST", "20newsgroups": "20 newsgroups TF-IDF",
+          "synthetic": "synthetic corpus shaped like 20 newsgroups"}
+
+
+# -- the layout of a results file ------------------------------------------------------------------
+def problem_groups(results: dict, name: str) -> list[tuple[str, dict]]:
+    """[(problem, group)] of a task: the exact fits hold a group per problem, the other tasks
+    (and the exact fits of files written before there were problems) one group, MNIST's."""
+    task = results["tasks"][name]
+    if "problems" in task:
+        return list(task["problems"].items())
+    return [("mnist", task)]
+
+
+def problem_data(results: dict, problem: str) -> tuple[dict, dict]:
+    """(data, f*) of a problem; a file without problems describes MNIST in its top level."""
+    entry = results.get("problems", {}).get(problem)
+    if entry is None:
+        return results.get("data", {}), results.get("f_star", {})
+    return entry.get("data", {}), entry.get("f_star", {})
 
 
 # -- numbers ------------------------------------------------------------------------------------
@@ -90,9 +112,9 @@ def target_cell(value: float | None) -> str:
 class Task:
     """One task of the results, with the helpers every table needs."""
 
-    def __init__(self, results: dict, name: str):
+    def __init__(self, results: dict, name: str, group: dict | None = None):
         self.name, self.results = name, results
-        self.task = results["tasks"][name]
+        self.task = results["tasks"][name] if group is None else group
         self.threads = str(max(results["config"]["threads"]))
         self.libraries = self.task["libraries"]
 
@@ -131,12 +153,40 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 # -- the sections ---------------------------------------------------------------------------------
-def exact_section(results: dict, name: str, notes: list[str]) -> list[str]:
-    t = Task(results, name)
+def exact_sections(results: dict, name: str, notes: list[str]) -> list[str]:
+    """A table per problem measured, a line per problem that was not."""
+    lines = []
+    for problem, group in problem_groups(results, name):
+        lines += exact_section(results, name, problem, group, notes)
+    for problem, entry in results.get("problems", {}).items():
+        if "not_measured" in entry:
+            title = TITLES.get(problem, problem)
+            lines += [f"**Exact fit — {title}**: not measured: {entry['not_measured']}.", ""]
+    return lines
+
+
+def problem_title(data: dict, problem: str) -> str:
+    """``MNIST, 60000 × 784, float32 in [0, 1]``; sparse data with its non-zeros and CSR."""
+    title = TITLES.get(data.get("source"), TITLES.get(problem, problem))
+    if not data:
+        return title
+    shape = f"{data['n_train']} × {data['n_features']}"
+    if data.get("sparse"):
+        return (f"{title}, {shape}, {data['n_classes']} classes, {data['nnz'] / 1e6:.2f} M "
+                f"non-zeros, CSR {data['dtype']} ({data['scaled']})")
+    return f"{title}, {shape}, {data['dtype']} in {data['scaled']}"
+
+
+def exact_section(results: dict, name: str, problem: str, group: dict,
+                  notes: list[str]) -> list[str]:
+    t = Task(results, name, group)
     dtype = "float64" if name == "exact64" else "float32"
-    f_star = results.get("f_star", {}).get("value")
-    lines = [f"**Exact fit** — softmax regression, C = 1, timed until the objective is within "
-             f"{results['config']['gap']:g} (relative) of f* = {f_star:.6f}; X {dtype}.", ""]
+    data, f_star = problem_data(results, problem)
+    f_star = f_star.get("value")
+    sparse = " CSR (PyTorch: a sparse CSR tensor)" if data.get("sparse") else ""
+    lines = [f"**Exact fit — {problem_title(data, problem)}** — softmax regression, C = 1, "
+             f"timed until the objective is within {results['config']['gap']:g} (relative) "
+             f"of f* = {f_star:.6f}; X {dtype}{sparse}.", ""]
     rows = []
     for lib in t.libraries:
         label = LABELS[name][lib]
@@ -263,7 +313,7 @@ def predict_section(results: dict) -> list[str]:
 
 
 def preamble(results: dict, source: str) -> list[str]:
-    env, cfg, data = results["environment"], results["config"], results["data"]
+    env, cfg, data = results["environment"], results["config"], results.get("data")
     v = env.get("versions", {})
     names = {"numpy": "numpy", "scipy": "scipy", "scikit-learn": "scikit-learn",
              "torch": "torch"}
@@ -272,7 +322,6 @@ def preamble(results: dict, source: str) -> list[str]:
              + f" ({p.get('prefix')}"
              + (f", {p['architecture']} kernel" if p.get("architecture") else "") + ")"
              for p in env.get("thread_pools", [])]
-    dataset = ("MNIST" if data["source"] == "mnist" else "scikit-learn's digits (smoke test)")
     reps = f"{cfg['repeats']} repetitions"
     if "exact" in results["tasks"] or "exact64" in results["tasks"]:
         reps += (f" ({cfg['exact_repeats']} for the scikit-learn and PyTorch exact fits, whose "
@@ -284,9 +333,7 @@ def preamble(results: dict, source: str) -> list[str]:
         "",
         f"Measured {env['date']} on {env['cpu']} ({env['cores']} cores) with Python "
         f"{env['python']}, {versions}, softmaxreg {v.get('softmaxreg')}{commit}. "
-        f"BLAS and OpenMP: {'; '.join(pools) or 'not reported'}. "
-        f"Data: {dataset}, {data['n_train']} × {data['n_features']} training and "
-        f"{data['n_test']} test rows, {data['dtype']} in {data['scaled']}.",
+        f"BLAS and OpenMP: {'; '.join(pools) or 'not reported'}." + data_line(data),
         "",
         f"Each library ran in a process of its own, one warm-up run discarded, then {reps}, the "
         f"order of the libraries rotated between repetitions. A cell gives the median and the "
@@ -298,13 +345,20 @@ def preamble(results: dict, source: str) -> list[str]:
     ]
 
 
+def data_line(data: dict | None) -> str:
+    if not data:
+        return ""
+    dataset = TITLES.get(data["source"], data["source"])
+    return (f" Data: {dataset}, {data['n_train']} × {data['n_features']} training and "
+            f"{data['n_test']} test rows, {data['dtype']} in {data['scaled']}.")
+
+
 def method_notes(results: dict) -> list[str]:
     notes = []
     for name in ("exact", "exact64"):
-        t = results["tasks"].get(name)
-        if not t or "ours" not in t["libraries"]:
-            continue
-        for entry in t["libraries"]["ours"]["settings"].values():
+        groups = problem_groups(results, name) if name in results["tasks"] else []
+        for entry in (e for _, g in groups if "ours" in g["libraries"]
+                      for e in g["libraries"]["ours"]["settings"].values()):
             method = (entry.get("warmup") or {}).get("method")
             if method == "smallest max_iter reaching the gap":
                 notes.append("Ours is timed as a whole `fit(tol=0, max_iter=k)` with k the "
@@ -322,7 +376,7 @@ def render(results: dict, source: str = "fair.json") -> str:
     lines = preamble(results, source)
     for name in ("exact", "exact64"):
         if name in results["tasks"]:
-            lines += exact_section(results, name, notes)
+            lines += exact_sections(results, name, notes)
     if "defaults" in results["tasks"]:
         lines += defaults_section(results)
     if "epoch" in results["tasks"]:
