@@ -175,9 +175,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="optimiser (default: lbfgs for softmax, adam for network and with "
                         "--stream)")
     t.add_argument("--epochs", type=_COUNT,
-                   help="epochs (minibatch solvers) or iterations (lbfgs) (default: 100 lbfgs "
-                        "iterations for softmax, 200 for a network; minibatch: about 5000 steps, "
-                        "at least 15 and at most 200 epochs)")
+                   help="epochs (minibatch solvers) or iterations (lbfgs) (default: 200 lbfgs "
+                        "iterations; minibatch: about 5000 steps, at least 15 and at most 200 "
+                        "epochs)")
     t.add_argument("--batch-size", type=_COUNT, default=DEFAULT.batch_size,
                    help="rows per minibatch step")
     t.add_argument("--lr", type=_checked(positive_real, float),

@@ -272,12 +272,13 @@ def make_estimator(settings: TrainSettings, n_train: int):
 
 
 def _max_iter(settings: TrainSettings, solver: str, n_train: int) -> int:
-    """``settings.epochs``; else 100 (softmax) or 200 (network) full-batch iterations, or for
+    """``settings.epochs``; else the estimator's default full-batch iterations (200), or for
     a minibatch solver about TARGET_STEPS steps, within [15, 200] epochs."""
     if settings.epochs is not None:
         return settings.epochs
     if solver not in MINIBATCH_SOLVERS:
-        return 200 if settings.model == "network" else 100
+        model = SoftmaxNetwork if settings.model == "network" else SoftmaxRegression
+        return model().max_iter
     steps_per_epoch = math.ceil(n_train / settings.batch_size)
     return int(min(200, max(15, math.ceil(TARGET_STEPS / steps_per_epoch))))
 

@@ -17,8 +17,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from softmaxreg import SoftmaxNetwork, SoftmaxRegression
-from softmaxreg import callbacks
+from softmaxreg import SoftmaxNetwork, SoftmaxRegression, callbacks
 
 sk_callback = pytest.importorskip("sklearn.callback")
 

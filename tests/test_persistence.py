@@ -161,11 +161,11 @@ def test_what_load_returns_saves_again(tmp_path):
     """softmaxreg.load gives a Pipeline (FeatureScaler, estimator) for a file with a scaling;
     saving it writes the same model (same probabilities on raw rows); another pipeline gets one
     ModelFileError that says what a model file holds."""
-    import softmaxreg
     from sklearn.datasets import load_wine
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    import softmaxreg
     from softmaxreg import ModelFileError, SoftmaxRegression
     from softmaxreg.cli import main
 
