@@ -84,6 +84,8 @@ def blas_threads() -> int:
 
 
 _pool: list[ThreadPoolExecutor | None] = [None]
+if hasattr(os, "register_at_fork"):  # a forked child has none of the pool's threads: a new pool
+    os.register_at_fork(after_in_child=lambda: _pool.__setitem__(0, None))
 
 
 def in_threads(calls: Sequence[Callable[[], T]]) -> list[T]:

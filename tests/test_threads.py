@@ -191,3 +191,24 @@ def test_predictions_split_across_threads_equal_one_pass(dtype):
         split = net.logits(X)
     np.testing.assert_allclose(split, one, rtol=1e-5 if dtype == np.float32 else 1e-12)
     assert split.dtype == one.dtype
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_splits_its_evaluations_too():
+    """The thread pool made before a fork has no threads in the child: the child must get a pool
+    of its own rather than wait for threads that do not exist."""
+    import multiprocessing
+
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((5000, 8)), rng.integers(0, 3, 5000)
+    rows = MemoryRows(X, y, block_rows=256, threads=2)
+    net = Network((8, 3))
+    theta = rng.standard_normal(net.params.shape[0])
+    expected = rows.loss_grad_sums(net, theta)[0]  # the parent's pool now exists
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        seen = pool.apply_async(_loss_in_child, (X, y, theta)).get(timeout=60)
+    assert seen == pytest.approx(expected, rel=1e-12)
+
+
+def _loss_in_child(X, y, theta):
+    return MemoryRows(X, y, block_rows=256, threads=2).loss_grad_sums(Network((8, 3)), theta)[0]
