@@ -1,9 +1,11 @@
-"""BLAS thread limits that nest and overlap safely across Python threads.
+"""BLAS thread limits that nest and overlap safely across Python threads, and the threads that
+share one evaluation.
 
 threadpoolctl's limits are process-wide and each context restores what it saw on entry, so two
 overlapping limits in two threads can leave the process limited for good.  Here every library
 keeps a count of the holders: the first one in lowers it to one thread, the last one out
-restores the original setting.
+restores the original setting.  :func:`blas_threads` says how many threads NumPy's BLAS may use;
+:func:`in_threads` runs that many parts of one evaluation at once, each on one BLAS thread.
 """
 
 from __future__ import annotations

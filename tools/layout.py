@@ -117,7 +117,8 @@ def render() -> str:
                 if uses:
                     lines += _wrapped("", "→ " + ", ".join(uses))
     lines.append(f"── leaves, imported anywhere {'─' * 72}")
-    lines.append("exceptions.py, _version.py, _threads.py (BLAS thread limits)"
+    lines.append("exceptions.py, _version.py, "
+                 "_threads.py (BLAS thread limits, the evaluation threads)"
                  + (", _array_api.py" if "_array_api" in mods else ""))
     lines.append("```")
     return "\n".join(lines)
