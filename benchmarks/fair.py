@@ -1,7 +1,7 @@
 """A fair side-by-side benchmark of softmaxreg, scikit-learn and PyTorch (CPU) on MNIST.
 
     python benchmarks/fair.py --data ../shared/data/mnist               # the full run
-    python benchmarks/fair.py --quick --data digits                      # a smoke test, seconds
+    python benchmarks/fair.py --quick --data digits                      # a smoke test, ~2 min
     python benchmarks/fair.py --quick --tasks exact --problems sparse    # the sparse exact fit
     python benchmarks/report.py --readme README.md                       # the README's table
 
@@ -352,7 +352,7 @@ def resolve_f_star(run: Run, data: dict, cache: Path) -> dict:
         if cached.get("data_sha256", data["sha256"]) == data["sha256"]:
             note = "" if "data_sha256" in cached else " (written before digests were kept)"
             return {"value": cached["f_star"], "source": f"cache {cache.name}{note}"}
-    say(f"computing f* of {run.problem} (float64, tol 1e-10) …")
+    say(f"computing f* of {run.problem} ({data['source']} data; float64, tol 1e-10) …")
     worker = Worker(run.spec("fstar", "ours", max(run.cfg.threads)),
                     run.log_dir / f"{run.tag('fstar')}.log")
     try:
@@ -642,6 +642,7 @@ def main(argv=None) -> int:
     results["elapsed_seconds"] = time.perf_counter() - started
     save(results, out)
     print(out.with_suffix(".md").read_text())
+    say(f"wrote {out} and {out.with_suffix('.md')}")
     for failure in results["failures"]:
         say(f"FAILED: {failure}")
     measured = any(e.get("runs") for name in results["tasks"]
