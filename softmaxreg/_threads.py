@@ -71,13 +71,18 @@ def one_blas_thread(select: Callable[[str], bool] = lambda path: True) -> Iterat
             for c in mine:
                 entry = _held[c.filepath]
                 entry[0] -= 1
-                if entry[0] == 0:
+                # restored only if our 1 is still in effect: a limit another thread took and
+                # gave back meanwhile (threadpoolctl's, not counted here) is theirs to restore
+                if entry[0] == 0 and c.num_threads == 1:
                     _set_num_threads(c, entry[1])
 
 
 def blas_threads() -> int:
     """How many threads NumPy's BLAS may use now (its setting: OPENBLAS_NUM_THREADS, threadpoolctl),
-    at most the cores this process may run on: how many parts one evaluation is split into."""
+    at most the cores this process may run on: how many parts one evaluation is split into.
+    1 inside a part of :func:`in_threads` (parts are never split again)."""
+    if getattr(_local, "in_part", False):
+        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     with _lock:
         numpy_blas = [c.num_threads for c in _libraries()
@@ -86,30 +91,62 @@ def blas_threads() -> int:
 
 
 _pool: list[ThreadPoolExecutor | None] = [None]
-if hasattr(os, "register_at_fork"):  # a forked child has none of the pool's threads: a new pool
-    os.register_at_fork(after_in_child=lambda: _pool.__setitem__(0, None))
+_local = threading.local()  # .in_part: this thread runs a part of in_threads
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's other threads: not the pool's (a new pool is made
+    when needed), and none that could release a lock or a limit they held at the fork."""
+    global _lock
+    _lock = threading.Lock()
+    _held.clear()
+    _pool[0] = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _as_part(call: Callable[[], T]) -> T:
+    """``call()`` marked as a part: :func:`in_threads` inside it runs its calls in turn."""
+    before = getattr(_local, "in_part", False)
+    _local.in_part = True
+    try:
+        return call()
+    finally:
+        _local.in_part = before
 
 
 def in_threads(calls: Sequence[Callable[[], T]]) -> list[T]:
     """``[call() for call in calls]``, the first in this thread and the others at the same time in
     threads of a pool kept for the process (BLAS and NumPy's loops release the GIL), in this
     thread's context (``np.errstate`` holds there too).  The first exception raised by any call
-    is raised here, after all have finished.  Calls must not call this again (the pool's threads
-    would wait for themselves); inside :func:`one_blas_thread`, :func:`blas_threads` is 1, so
-    code that splits by it does not."""
-    if len(calls) == 1:
-        return [calls[0]()]
+    is raised here, after all have finished.
+
+    In turn, in this thread: a single call; calls made from inside a part (a part waiting for the
+    pool's threads could wait for itself); and when the pool is shut down (at interpreter exit,
+    in ``atexit`` handlers and threads still running then).
+    """
+    if len(calls) == 1 or getattr(_local, "in_part", False):
+        return [call() for call in calls]
     with _lock:
         if _pool[0] is None or _pool[0]._max_workers < len(calls) - 1:
-            _pool[0] = ThreadPoolExecutor(max(len(calls) - 1, 1), "softmaxreg")
+            if _pool[0] is not None:
+                _pool[0].shutdown(wait=False)
+            _pool[0] = ThreadPoolExecutor(len(calls) - 1, "softmaxreg")
         pool = _pool[0]
-    # each in a copy of this thread's context: np.errstate and other context variables hold
-    futures = [pool.submit(contextvars.copy_context().run, call) for call in calls[1:]]
+    futures = []
+    try:  # each in a copy of this thread's context: np.errstate and other context variables hold
+        for call in calls[1:]:
+            futures.append(pool.submit(contextvars.copy_context().run, _as_part, call))
+    except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+        pass  # what was not submitted runs here, after the first
     try:
-        first = calls[0]()
+        first = _as_part(calls[0])
+        last = [_as_part(call) for call in calls[1 + len(futures):]]
     finally:
         others = [f.result() if f.exception() is None else f.exception() for f in futures]
     for value in others:
         if isinstance(value, BaseException):
             raise value
-    return [first, *others]
+    return [first, *others, *last]

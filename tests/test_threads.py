@@ -212,3 +212,96 @@ def test_a_forked_child_splits_its_evaluations_too():
 
 def _loss_in_child(X, y, theta):
     return MemoryRows(X, y, block_rows=256, threads=2).loss_grad_sums(Network((8, 3)), theta)[0]
+
+
+def test_a_part_that_splits_again_runs_its_calls_in_turn():
+    """in_threads inside a part must not wait for the pool's threads (they may be the ones
+    waiting): the inner calls run in the part's own thread."""
+    seen = {}
+
+    def outer():
+        inner = in_threads([threading.current_thread, threading.current_thread])
+        seen["inner"] = {t.name for t in inner}
+        seen["outer"] = threading.current_thread().name
+
+    run_in_threads(lambda: in_threads([lambda: None, outer]))
+    assert seen["inner"] == {seen["outer"]}
+
+
+def test_a_limit_another_thread_took_and_gave_back_is_not_restored_by_us():
+    """Another thread's threadpool_limits(1) held when we enter and released before we leave:
+    afterwards BLAS has its original setting, not that thread's temporary 1."""
+    before = _blas_threads()
+    theirs_in, ours_in = threading.Event(), threading.Event()
+
+    def theirs():
+        with threadpool_limits(1):
+            theirs_in.set()
+            _wait(ours_in)
+
+    def ours():
+        _wait(theirs_in)
+        with one_blas_thread():
+            ours_in.set()
+            # (theirs releases now; our block outlasts it)
+            for _ in range(100):
+                if _blas_threads() == before:
+                    break
+                threading.Event().wait(0.01)
+
+    run_in_threads(theirs, ours)
+    assert _blas_threads() == before
+
+
+def test_predictions_after_the_interpreter_began_to_exit():
+    """Non-daemon threads still running and atexit handlers run after the thread pools are shut
+    down: a split prediction or fit there computes in turn instead of raising RuntimeError."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import atexit, threading, numpy as np
+        from threadpoolctl import threadpool_limits
+        from softmaxreg import SoftmaxRegression
+        threadpool_limits(2)
+        rng = np.random.default_rng(0)
+        X, y = rng.standard_normal((6000, 5)), rng.integers(0, 3, 6000)
+        model = SoftmaxRegression().fit(X, y)
+        expected = model.predict_proba(X)
+        def late():
+            threading.Event().wait(0.5)  # the main thread has returned by now
+            assert np.allclose(model.predict_proba(X), expected)
+            SoftmaxRegression().fit(X, y)
+            print("late ok", flush=True)
+        threading.Thread(target=late).start()
+        atexit.register(lambda: print("atexit ok", np.allclose(model.predict_proba(X), expected)))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "late ok" in out.stdout and "atexit ok True" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_child_forked_while_another_thread_holds_the_lock_does_not_hang():
+    import multiprocessing
+
+    from softmaxreg import _threads
+
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with _threads._lock:
+            held.set()
+            _wait(release)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        _wait(held)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            assert pool.apply_async(_threads.blas_threads).get(timeout=30) >= 1
+    finally:
+        release.set()
+        t.join(WAIT_S)
