@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from typing import TypeVar
 
 from threadpoolctl import ThreadpoolController
@@ -150,3 +151,19 @@ def in_threads(calls: Sequence[Callable[[], T]]) -> list[T]:
         if isinstance(value, BaseException):
             raise value
     return [first, *others, *last]
+
+
+def even_slices(n: int, k: int) -> list[slice]:
+    """0..n in ``k`` contiguous slices of near-equal length (fewer when n < k)."""
+    k = max(1, min(k, n))
+    return [slice(n * j // k, n * (j + 1) // k) for j in range(k)]
+
+
+def map_parts(fn: Callable[..., T], *parts: Sequence) -> list[T]:
+    """``[fn(*args) for args in zip(*parts)]``: with more than one part, all at once through
+    :func:`in_threads`, every BLAS on one thread meanwhile (the parts are the parallelism)."""
+    calls = [partial(fn, *args) for args in zip(*parts)]
+    if len(calls) == 1:
+        return [calls[0]()]
+    with one_blas_thread():
+        return in_threads(calls)

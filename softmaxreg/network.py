@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._array_api import NUMPY, asarray, dtype_of, is_numpy, namespace, to_numpy, widest_float
 from ._array_api import device as device_of
-from ._threads import blas_threads, in_threads, one_blas_thread
+from ._threads import blas_threads, even_slices, map_parts
 from .activations import get_activation
 from .functional import sigmoid, sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy
 from .layers import Dense
@@ -229,18 +228,14 @@ class Network:
         """
         X = self.as_input(X)
         n = X.shape[0]
-        k = (min(blas_threads(), n // SPLIT_ROWS)
-             if n >= 2 * SPLIT_ROWS and isinstance(X, np.ndarray)
-             and isinstance(self.params, np.ndarray) else 1)
-        if k <= 1:
+        if n < 2 * SPLIT_ROWS or not isinstance(X, np.ndarray):  # (sparse, or on a device)
             return self.forward(X, keep=False)
         Z = np.empty((n, self.layer_sizes[-1]), dtype=np.result_type(X, self.params))
 
         def part(rows: slice) -> None:
             Z[rows] = self.forward(X[rows], keep=False)
 
-        with one_blas_thread():
-            in_threads([partial(part, slice(n * j // k, n * (j + 1) // k)) for j in range(k)])
+        map_parts(part, even_slices(n, min(blas_threads(), n // SPLIT_ROWS)))
         return Z
 
     def predict_proba(self, X: ArrayLike) -> Array:

@@ -24,7 +24,7 @@ the backend's ``batch``.
 
 from __future__ import annotations
 
-from functools import cached_property, partial
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,7 +40,7 @@ from ._array_api import (
     to_numpy,
     widest_float,
 )
-from ._threads import blas_threads, in_threads, one_blas_thread
+from ._threads import blas_threads, even_slices, map_parts
 from .functional import labels_from_logits
 from .network import BLOCK_ROWS, Network
 
@@ -191,15 +191,11 @@ class MemoryRows(Rows):
 
     def loss_grad_sums(self, net: Network, theta):
         net.set_params(theta)
-        parts = self._split(self._blocks, self.threads)
-        if len(parts) == 1:
-            loss, grad = self._block_sums(net, parts[0])
-        else:  # each thread its share of the blocks, with its own gradient buffer
-            nets = self._replicas(net, len(parts))
-            with one_blas_thread():
-                sums = in_threads([partial(self._block_sums, twin, part)
-                                   for twin, part in zip(nets, parts)])
-            loss, grad = sum(J for J, _ in sums), sum(g for _, g in sums)
+        blocks = self._blocks
+        parts = [blocks[r] for r in even_slices(len(blocks), self.threads)]
+        # each part its share of the blocks, in a replica with its own gradient buffer
+        sums = map_parts(self._block_sums, self._replicas(net, len(parts)), parts)
+        loss, grad = sum(J for J, _ in sums), sum(g for _, g in sums)
         return float(loss), np.asarray(to_numpy(grad), dtype=np.float64), self.total_weight
 
     def _block_sums(self, net: Network, blocks: list[tuple[slice, float]]):
@@ -215,13 +211,6 @@ class MemoryRows(Rows):
             grad += m * g_B
         return loss, grad
 
-    @staticmethod
-    def _split(items: list, threads: int) -> list[list]:
-        """``items`` in at most ``threads`` contiguous parts of near-equal length."""
-        k = max(1, min(threads, len(items)))
-        bounds = [len(items) * j // k for j in range(k + 1)]
-        return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-
     def _replicas(self, net: Network, k: int) -> list[Network]:
         """``net`` and k − 1 replicas sharing its parameters (kept while ``net`` is the same)."""
         twins = self._twins
@@ -232,8 +221,6 @@ class MemoryRows(Rows):
     def gram_sums(self, net: Network, theta, floor: float, diagonal: bool, dtype) -> GramSums:
         if theta is not None:
             net.set_params(theta)
-        n, k = self.n, max(1, min(self.threads, self.n // self.block_rows))
-        ranges = [slice(n * j // k, n * (j + 1) // k) for j in range(k)]
 
         def part(rows: slice) -> GramSums:
             X = self.X[rows, :]
@@ -247,10 +234,7 @@ class MemoryRows(Rows):
                                 device=net.device)
             return gram_sums(X, v, diagonal, dtype, self.block_rows)
 
-        if len(ranges) == 1:
-            return part(ranges[0])
-        with one_blas_thread():
-            sums = in_threads([partial(part, rows) for rows in ranges])
+        sums = map_parts(part, even_slices(self.n, min(self.threads, self.n // self.block_rows)))
         return sum(G for G, _, _ in sums), sum(g for _, g, _ in sums), sum(v for _, _, v in sums)
 
     def _gather(self, rows: NDArray[np.intp]):

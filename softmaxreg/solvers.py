@@ -88,21 +88,6 @@ class BlockPreconditioner:
         return self._join(self._split(g) @ self.L_inv.T)
 
 
-def _blas_single_threaded():
-    """Run every BLAS (NumPy's and scipy's, each with its own OpenBLAS thread pool) on one thread
-    for the duration of a solve.
-
-    L-BFGS-B calls scipy's BLAS between the objective's products, and on few cores the pools'
-    spinning threads contend with each other and with the objective's own threads (the rows of
-    one evaluation are split across threads where BLAS was allowed several:
-    :class:`softmaxreg.objective.MemoryRows`): on MNIST an evaluation split in two took 37 ms
-    alone and 67 ms inside L-BFGS-B with NumPy's pool idling between evaluations; on digits one
-    evaluation took 0.4 ms alone and 8 ms with scipy's.  The L-BFGS-B updates are tiny, so one
-    thread costs them nothing.
-    """
-    return one_blas_thread()
-
-
 Stage = tuple["int | None", Callable[[NDArray[np.float64]], "BlockPreconditioner | None"]]
 STOPPED = "a callback asked to stop"  # SolverResult.message of a run a callback ended
 MAX_PRECONDITIONED_FEATURES = 4096  # B is (d + 1) × (d + 1), factored once per stage
@@ -210,7 +195,12 @@ def lbfgs(
             raise StopIteration
 
     x0 = np.asarray(x0, dtype=np.float64)
-    with _blas_single_threaded():
+    # Every BLAS on one thread for the whole solve: L-BFGS-B calls scipy's between the
+    # objective's products, and idle BLAS pools spinning between evaluations contend with the
+    # objective's own threads (MemoryRows splits each evaluation): a split MNIST evaluation took
+    # 37 ms alone and 67 ms inside L-BFGS-B with NumPy's pool idling; on digits one evaluation took
+    # 0.4 ms alone and 8 ms with scipy's.  The L-BFGS-B updates are tiny.
+    with one_blas_thread():
         res = scipy.optimize.minimize(
             f,
             x0 if P is None else P.to_u(x0),
