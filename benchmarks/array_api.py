@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import references as ref  # noqa: E402
-from run import GAP, environment, f_star, load, ours_until  # noqa: E402
+from run import GAP, environment, f_star, load, ours_until, save_results  # noqa: E402
 
 from softmaxreg import SoftmaxNetwork  # noqa: E402
 
@@ -215,10 +215,7 @@ def main(argv=None) -> int:
                 print(f"{device}: exact fit …", file=sys.stderr, flush=True)
                 r["exact"] = bench_exact(data, device, args.exact_reps, fs)
             print(json.dumps(r, indent=1), file=sys.stderr)
-    (args.out / "array_api.json").write_text(json.dumps(results, indent=2, default=str))
-    table = markdown(results)
-    (args.out / "array_api.md").write_text(table)
-    print(table)
+    save_results(args.out, "array_api", results, markdown(results))
     return 0
 
 

@@ -401,11 +401,15 @@ def main(argv=None) -> int:
             elif section == "growth":
                 results[section] = bench_growth(data, args.reps)
             print(json.dumps(results[section], indent=1, default=str), file=sys.stderr)
-    (args.out / "latest.json").write_text(json.dumps(results, indent=2, default=str))
-    table = markdown(results)
-    (args.out / "latest.md").write_text(table)
-    print(table)
+    save_results(args.out, "latest", results, markdown(results))
     return 0
+
+
+def save_results(folder: Path, stem: str, results: dict, table: str) -> None:
+    """``stem``.json (the results) and ``stem``.md (their table) in ``folder``; prints the table."""
+    (folder / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str))
+    (folder / f"{stem}.md").write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":
