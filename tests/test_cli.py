@@ -305,9 +305,9 @@ def test_other_counts_are_refused_when_parsed(capsys, iris_model, tmp_path):
         train(TrainSettings(dataset="iris"), stream=True, chunk_rows=0)
 
 
-def test_a_network_too_large_for_memory_is_refused_before_allocating(capsys, monkeypatch):
+def test_a_network_too_large_for_memory_is_refused_before_allocating(capsys, monkeypatch,
+                                                                     peak_memory):
     """Today's 364 TiB MemoryError traceback: refused with its size, before any allocation."""
-    import tracemalloc
 
     from softmaxreg import workflow
 
@@ -318,14 +318,10 @@ def test_a_network_too_large_for_memory_is_refused_before_allocating(capsys, mon
     _usage_error(capsys, ["gradcheck", "--inputs", "100000000", "--hidden", "100000"],
                  "parameters", "memory available")
     # with the data's width: a softmax regression of iris fits; 1e9 hidden units do not
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValueError, match="parameters.*memory available"):
-            workflow.train(workflow.TrainSettings(dataset="iris", model="network",
-                                                  hidden=(10**9,), progress=False))
-        assert tracemalloc.get_traced_memory()[1] < 50 * 2**20
-    finally:
-        tracemalloc.stop()
+    with peak_memory() as peak, pytest.raises(ValueError, match="parameters.*memory available"):
+        workflow.train(workflow.TrainSettings(dataset="iris", model="network",
+                                              hidden=(10**9,), progress=False))
+    assert peak.bytes < 50 * 2**20
     monkeypatch.setattr(workflow, "available_memory", lambda: 10**6)  # 1 MB left
     with pytest.raises(ValueError, match="more than the 976.6 KiB of memory available"):
         workflow.check_network_fits((784, 512, 10), "adam", 4)

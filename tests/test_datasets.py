@@ -18,8 +18,6 @@ import socket
 import struct
 import tempfile
 import threading
-import time
-import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -189,22 +187,16 @@ def test_idx_header_cut_inside_dims(tmp_path):
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_idx_huge_header_is_rejected_without_allocating(tmp_path, gz):
+def test_idx_huge_header_is_rejected_without_allocating(tmp_path, gz, peak_memory):
     data = struct.pack(">HBBII", 0, 0x08, 2, 10**6, 10**6) + bytes(100)  # 10^12 items
     path = write(tmp_path / "huge", data, gz)
-    tracemalloc.start()
-    start = time.perf_counter()
-    try:
-        with pytest.raises(DataError, match=r"1000000×1000000 = 1000000000000 bytes"):
-            read_idx(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert time.perf_counter() - start < 1.0
-    assert peak < 2 * (65_447 if gz else 9_675)  # twice the peak measured (tracemalloc)
+    with peak_memory() as peak, pytest.raises(DataError,
+                                              match=r"1000000×1000000 = 1000000000000 bytes"):
+        read_idx(path)
+    assert peak.bytes < 2 * (65_447 if gz else 9_675)  # twice the peak measured (tracemalloc)
 
 
-def test_idx_gzip_bomb_stops_at_what_the_header_claims(tmp_path):
+def test_idx_gzip_bomb_stops_at_what_the_header_claims(tmp_path, peak_memory):
     path = tmp_path / "bomb.gz"
     with gzip.open(path, "wb") as bomb:  # 1000 announced bytes, then 64 MiB of zeros
         bomb.write(idx_bytes(np.zeros(1000, np.uint8)))
@@ -212,14 +204,10 @@ def test_idx_gzip_bomb_stops_at_what_the_header_claims(tmp_path):
         for _ in range(64):
             bomb.write(zeros)
     del zeros
-    tracemalloc.start()
-    try:
-        with pytest.raises(DataError, match="trailing data after the 1000 bytes"):
-            read_idx(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 2 * 82_142  # twice the peak measured: the 64 MiB are never held
+    with peak_memory() as peak, pytest.raises(DataError,
+                                              match="trailing data after the 1000 bytes"):
+        read_idx(path)
+    assert peak.bytes < 2 * 82_142  # twice the peak measured: the 64 MiB are never held
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -647,7 +635,7 @@ def test_npz_errors(tmp_path, arrays, message):
         read_npz(tmp_path / "bad.npz")
 
 
-def test_npz_member_claiming_more_than_deflate_can_produce_is_not_expanded(tmp_path):
+def test_npz_member_claiming_more_than_deflate_can_produce_is_not_expanded(tmp_path, peak_memory):
     """A member whose directory entry and .npy header agree on 10⁹ bytes, from 57 compressed
     bytes: refused from the sizes alone (deflate expands at most ~1032×), before any allocation."""
     header = io.BytesIO()
@@ -662,14 +650,9 @@ def test_npz_member_claiming_more_than_deflate_can_produce_is_not_expanded(tmp_p
     central = data.index(b"PK\x01\x02")  # X.npy's central directory entry comes first
     data[central + 24:central + 28] = struct.pack("<I", claimed)  # its uncompressed size
     path.write_bytes(bytes(data))
-    tracemalloc.start()
-    try:
-        with pytest.raises(DataError, match="refusing to expand"):
-            read_npz(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 2 * 10_178  # twice the peak measured; the claim was 10⁹ bytes
+    with peak_memory() as peak, pytest.raises(DataError, match="refusing to expand"):
+        read_npz(path)
+    assert peak.bytes < 2 * 10_178  # twice the peak measured; the claim was 10⁹ bytes
 
 
 def _npy_bytes(array) -> bytes:

@@ -7,7 +7,6 @@ sparse input is never made dense.
 """
 
 import pickle
-import tracemalloc
 import warnings
 
 import numpy as np
@@ -370,7 +369,7 @@ def _sparse_corpus(n_docs, n_features, n_classes, seed=0):
 
 
 @pytest.mark.parametrize("solver", ["lbfgs", "adam"])
-def test_sparse_corpus_fits_in_a_tenth_of_its_dense_size(solver):
+def test_sparse_corpus_fits_in_a_tenth_of_its_dense_size(solver, peak_memory):
     """5000 documents × 131072 features: dense float64 would take 5.2 GB.  The fit and the
     prediction may take at most twice the peak measured (tracemalloc): L-BFGS 129.5 MB (mostly
     its history of 10 pairs of 393k-parameter vectors), Adam 14.3 MB; the CSR matrix is 2.3 MB."""
@@ -379,13 +378,10 @@ def test_sparse_corpus_fits_in_a_tenth_of_its_dense_size(solver):
     X_tr, X_te, y_tr, y_te = X[:4000], X[4000:], y[:4000], y[4000:]
     model = SoftmaxRegression(solver=solver, max_iter=100 if solver == "lbfgs" else 5,
                               learning_rate_init=0.01, random_state=0)
-    tracemalloc.start()
-    try:
+    with peak_memory() as traced:
         _quiet(model.fit, X_tr, y_tr)
         accuracy = model.score(X_te, y_te)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = traced.bytes
     measured = {"lbfgs": 129_470_925, "adam": 14_349_107}[solver]
     assert peak * 10 < dense_bytes, f"peak {peak / 1e6:.0f} MB vs dense {dense_bytes / 1e6:.0f} MB"
     assert peak < 2 * measured, f"peak {peak / 1e6:.1f} MB, measured {measured / 1e6:.1f} MB"

@@ -180,11 +180,10 @@ def test_what_load_returns_saves_again(tmp_path):
         save(make_pipeline(StandardScaler(), SoftmaxRegression()).fit(X, y), tmp_path / "p.npz")
 
 
-def test_metadata_claiming_more_than_its_cap_is_refused_before_expanding(tmp_path):
+def test_metadata_claiming_more_than_its_cap_is_refused_before_expanding(tmp_path, peak_memory):
     """30 M characters of metadata (120 MB as a unicode array) deflate to ~0.1 MB: the member's
     declared size is refused before it is read (a hostile pass measured 2.48 GB before)."""
     import io
-    import tracemalloc
 
     from softmaxreg import ModelFileError
 
@@ -193,11 +192,7 @@ def test_metadata_claiming_more_than_its_cap_is_refused_before_expanding(tmp_pat
                         classes=np.arange(2))
     path = tmp_path / "m.npz"
     path.write_bytes(buffer.getvalue())
-    tracemalloc.start()
-    try:
-        with pytest.raises(ModelFileError, match="metadata member claims 120000128 bytes"):
-            load(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 2 * 0.28e6  # measured 0.27 MB
+    with peak_memory() as peak, pytest.raises(ModelFileError,
+                                              match="metadata member claims 120000128 bytes"):
+        load(path)
+    assert peak.bytes < 2 * 0.28e6  # measured 0.27 MB
