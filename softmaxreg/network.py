@@ -223,8 +223,8 @@ class Network:
         """Z[L] for inference: no layer state is written, so concurrent calls are safe.
 
         Dense rows on the host are split across as many threads as NumPy's BLAS may use, each
-        part on one BLAS thread: 10,000 MNIST rows through 784-128-64-10 took 14 ms on 2 cores,
-        against 21–24 ms with OpenBLAS's two threads inside each product.
+        part on one BLAS thread, which was faster than BLAS's own threads inside each product of
+        a 784-128-64-10 network (``benchmarks/fair.py``'s prediction task measures it).
         """
         X = self.as_input(X)
         n = X.shape[0]
