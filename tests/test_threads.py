@@ -161,17 +161,28 @@ def test_a_network_evaluation_split_across_threads_equals_one_thread():
     np.testing.assert_allclose(three[1], one[1], rtol=1e-10, atol=1e-12)
 
 
-def test_a_fit_on_two_threads_equals_one_thread_and_restores_blas():
+def test_a_fit_on_two_threads_equals_one_thread_and_restores_blas(monkeypatch):
     """The rows of each evaluation split in two (BLAS allowed two threads) give the same model
     as one thread, and BLAS has its setting back afterwards."""
     rng = np.random.default_rng(2)
     X = rng.standard_normal((6000, 20))
     y = (X[:, :3] @ rng.standard_normal((3, 4))).argmax(1)
     before = _blas_threads()
-    fits = {}
+    seen, block_sums = set(), MemoryRows._block_sums
+
+    def recorded(self, net, blocks):
+        seen.add(threading.current_thread().name.startswith("softmaxreg"))
+        return block_sums(self, net, blocks)
+
+    monkeypatch.setattr(MemoryRows, "_block_sums", recorded)
+    fits, used = {}, {}
     for threads in (1, 2):
+        seen.clear()
         with threadpool_limits(threads):
             fits[threads] = SoftmaxRegression(C=1.0, tol=1e-10, max_iter=300).fit(X, y)
+        used[threads] = set(seen)
+    # one thread: every evaluation in the caller's thread; two: a share in the pool's thread too
+    assert used == {1: {False}, 2: {False, True}}
     assert _blas_threads() == before
     np.testing.assert_allclose(fits[2].coef_, fits[1].coef_, rtol=1e-6, atol=1e-8)
 
