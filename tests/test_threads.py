@@ -189,7 +189,7 @@ def test_a_fit_on_two_threads_equals_one_thread_and_restores_blas(monkeypatch):
 
 @pytest.mark.filterwarnings("error")  # the caller's np.errstate holds in the pool's threads
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_predictions_split_across_threads_equal_one_pass(dtype):
+def test_predictions_split_across_threads_equal_one_pass(dtype, monkeypatch):
     """Network.logits splits large X across threads (each part on one BLAS thread): the same
     logits as one forward pass over all rows, a non-finite row staying in its place."""
     rng = np.random.default_rng(3)
@@ -198,8 +198,15 @@ def test_predictions_split_across_threads_equal_one_pass(dtype):
     net = Network((30, 16, 5), dtype=dtype).initialize(0)
     with threadpool_limits(1), np.errstate(invalid="ignore"):  # inf · 0 in the inf row
         one = net.forward(X, keep=False)
+    parts, forward = [], Network.forward
+    monkeypatch.setattr(Network, "forward", lambda self, A, keep=True: parts.append(
+        (len(A), threading.current_thread().name.startswith("softmaxreg")))
+        or forward(self, A, keep))
     with threadpool_limits(3), np.errstate(invalid="ignore"):
         split = net.logits(X)
+    k = min(3, len(__import__("os").sched_getaffinity(0)))  # BLAS threads, at most the cores
+    assert len(parts) == k and sum(n for n, _ in parts) == len(X)
+    assert {in_pool for _, in_pool in parts} == ({False, True} if k > 1 else {False})
     np.testing.assert_allclose(split, one, rtol=1e-5 if dtype == np.float32 else 1e-12)
     assert split.dtype == one.dtype
 
