@@ -51,6 +51,7 @@ FORMAT_VERSION = 1
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _CONFIG_KEYS = ("epochs", "batch_size", "l2", "seed", "early_stopping", "n_iter_no_change", "tol")
 _HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+_MEMBERS = ("metadata", "params", "optimizer.", "best_params")  # what loading reads
 
 
 __all__ = ["Checkpoint", "Checkpointer", "TrainingInterrupted", "load_checkpoint",
@@ -286,7 +287,7 @@ def read_settings(path: str | os.PathLike) -> dict:
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read and validate a checkpoint file; any problem is one :class:`ModelFileError`."""
     path = Path(path)
-    members = read_model_npz(path, what="checkpoint")
+    members = read_model_npz(path, _MEMBERS, what="checkpoint")
     raw = members.get("metadata")
     if raw is None or raw.dtype.kind != "U" or raw.shape != ():
         raise ModelFileError(f"checkpoint {path}: not a softmaxreg checkpoint (no metadata)")

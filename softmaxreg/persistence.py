@@ -43,6 +43,7 @@ from .preprocessing import FeatureScaler, Scaling
 FORMAT_VERSION = 2  # 2: the data's schema (feature names, label column)
 _BOUNDED = ("tanh", "sigmoid")  # hidden activations whose outputs stay in [-1, 1]
 MODEL_KINDS: dict[str, type] = {}  # the estimator classes a model file may hold, by name
+_MEMBERS = ("metadata", "params", "classes", "scaling.")  # what loading reads; others are ignored
 
 
 def model_kind(cls: type) -> type:
@@ -168,7 +169,7 @@ def load_bundle(path: str | os.PathLike):
     estimator takes the scaled features (and has no ``feature_names_in_``); the data's schema
     is :func:`model_schema` of the metadata."""
     path = Path(path)
-    members = read_model_npz(path)
+    members = read_model_npz(path, _MEMBERS)
     meta = _read_metadata(path, members)
     estimator = _build_estimator(path, meta, members)
     return estimator, _read_scaling(path, members, estimator.n_features_in_), meta
