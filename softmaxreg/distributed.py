@@ -44,13 +44,13 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from .exceptions import SoftmaxRegError
+from .io.dataset import available_memory
 from .network import Network, NetworkSpec
 from .objective import MemoryRows, Rows
 
@@ -144,25 +144,6 @@ def machine_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         return os.cpu_count() or 1
-
-
-def available_memory() -> int | None:
-    """Bytes of memory this process can still take, as far as the system says (Linux: the
-    kernel's MemAvailable, within a cgroup's limit); None where it does not say."""
-    found = []
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        with open("/proc/meminfo") as meminfo:
-            found += [int(line.split()[1]) * 1024 for line in meminfo
-                      if line.startswith("MemAvailable:")]
-    with contextlib.suppress(OSError, ValueError):
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
-        if limit != "max":
-            found.append(max(0, int(limit) - int(used)))
-    if not found:
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    return min(found) if found else None
 
 
 def as_dask_array(X, client=None, chunks_per_worker: int = 2):

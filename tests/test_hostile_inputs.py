@@ -27,7 +27,7 @@ from sklearn.datasets import load_iris
 from softmaxreg import SoftmaxNetwork, SoftmaxRegression, cli
 from softmaxreg.exceptions import DataError
 from softmaxreg.images import MAX_PIXELS, image_to_mnist
-from softmaxreg.io.idx import read_idx_folder
+from softmaxreg.io.idx import read_idx, read_idx_folder
 from softmaxreg.io.tabular import SVMLIGHT_MIN_WIDTH, read_svmlight
 from softmaxreg.streaming import IdxSource, SvmlightSource
 
@@ -133,6 +133,25 @@ def test_cli_streamed_idx_of_2e31_images_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is truncated: header says 2147483648×2147483648×1" in err[0]
 
+
+
+@pytest.mark.parametrize(("code", "dims"), [(0x08, (1024, 256, 256)),  # 64 MiB of uint8
+                                            (0x0C, (384, 128, 128))])  # 24 MiB, 48 in int32
+def test_idx_gzip_bomb_beyond_the_memory_available_is_refused(tmp_path, monkeypatch,
+                                                               peak_memory, code, dims):
+    """Zeros that truly inflate to what the header says (64 MiB from 64 KB) are refused when
+    they, and the native-order copy of multi-byte values, exceed the memory available (here
+    32 MiB); a 3 MB file of 3.2 GB took 14 s and 3.2 GB before."""
+    monkeypatch.setattr("softmaxreg.io.idx.available_memory", lambda: 32 * 2**20)
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.GzipFile(path, "wb", compresslevel=9) as gz:
+        gz.write(bytes([0, 0, code, 3]) + struct.pack(">3I", *dims))
+        for _ in range(dims[0] // 128):
+            gz.write(bytes(128 * dims[1] * dims[2] * (4 if code == 0x0C else 1)))
+    with peak_memory() as peak, pytest.raises(DataError, match=r"needs (64|48) MiB, more than the "
+                                                               "32 MiB of memory available"):
+        read_idx(path)
+    assert peak.bytes < 2 * 83e3  # measured 83 KB
 
 # --- images ------------------------------------------------------------------------------
 

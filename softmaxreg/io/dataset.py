@@ -1,14 +1,16 @@
-"""The data set record with its schema (the columns a model learns from and needs again), and
-the fingerprint that tells whether two runs saw the same data."""
+"""The data set record with its schema (the columns a model learns from and needs again), the
+fingerprint that tells whether two runs saw the same data, and the memory left to hold one."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -198,3 +200,22 @@ def data_fingerprint(X: NDArray[Any] | sp.spmatrix, y: NDArray[Any]) -> str:
     for part in (*parts, y):
         h.update(np.ascontiguousarray(part).tobytes())
     return h.hexdigest()
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take, as far as the system says (Linux: the
+    kernel's MemAvailable, within a cgroup's limit); None where it does not say."""
+    found = []
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo") as meminfo:
+            found += [int(line.split()[1]) * 1024 for line in meminfo
+                      if line.startswith("MemAvailable:")]
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit != "max":
+            found.append(max(0, int(limit) - int(used)))
+    if not found:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return min(found) if found else None

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import DataError
-from .dataset import Dataset, PathLike
+from .dataset import Dataset, PathLike, available_memory
 from .npz import DEFLATE_MAX_RATIO
 
 # The third magic byte gives the element type; multi-byte types are big-endian.
@@ -62,7 +62,9 @@ def read_idx(path: PathLike) -> NDArray[Any]:
 
     Returns an array of the shape and type the header gives, in native byte order. Raises
     DataError when the file is not IDX, is truncated, has trailing data or is corrupt; a header
-    announcing more data than the file can hold is rejected before anything is allocated.
+    announcing more data than the file can hold, or than the memory available can, is rejected
+    before anything is allocated (a 3 MB gzip of zeros can truly hold 3.2 GB: read whole, it
+    took 14 s and 3.2 GB; stream such files with :class:`softmaxreg.streaming.IdxSource`).
     """
     header, payload = read_idx_bytes(path)
     return header.array(payload)
@@ -72,12 +74,25 @@ def read_idx_bytes(path: PathLike, source: str | None = None) -> tuple[IdxHeader
     """Header and payload bytes of an IDX file; ``source`` names the file in messages."""
     source = source or str(path)
     with open_idx(path, source) as (header, stream):
+        _check_fits_in_memory(header, source)
         payload = _read_exactly(stream, header.nbytes,
                                 f"{source} is truncated: header says {header.describe()}")
         if stream.read(1):
             raise DataError(f"{source} has trailing data after the {header.nbytes} bytes its "
                             "header describes")
         return header, payload
+
+
+def _check_fits_in_memory(header: IdxHeader, source: str) -> None:
+    """DataError unless the payload, and the native-order copy :meth:`IdxHeader.array` makes
+    of multi-byte values, fit in the memory available."""
+    copies = 1 if header.dtype.itemsize == 1 or header.dtype.isnative else 2
+    need, memory = copies * header.nbytes, available_memory()
+    if memory is not None and need > memory:
+        raise DataError(
+            f"{source}: its header says {header.describe()}; reading it whole needs "
+            f"{need / 2**20:,.0f} MiB, more than the {memory / 2**20:,.0f} MiB of memory available "
+            "(stream it instead: softmaxreg.streaming.IdxSource, or train --stream)")
 
 
 def read_idx_rows(stream: BinaryIO, header: IdxHeader, rows: int, source: str) -> NDArray[Any]:
