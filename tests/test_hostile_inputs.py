@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import gzip
 import struct
+import subprocess
+import sys
 import time
 import tracemalloc
 import warnings
@@ -153,6 +155,7 @@ def test_idx_gzip_bomb_beyond_the_memory_available_is_refused(tmp_path, monkeypa
         read_idx(path)
     assert peak.bytes < 2 * 83e3  # measured 83 KB
 
+
 # --- images ------------------------------------------------------------------------------
 
 
@@ -192,6 +195,38 @@ def test_a_9000_square_png_of_100_kb_is_read_in_8_bits(tmp_path):
     assert path.stat().st_size < 120_000
     with Bounded(mb=25, seconds=20), pytest.raises(DataError, match="no ink"):  # measured 11 MB
         image_to_mnist(path)
+
+
+def _transparent_png(side: int, channels: int) -> bytes:
+    """A ``side``² PNG in LA (``channels`` 2) or RGBA (4): transparent black everywhere but an
+    opaque black bar (a 1) in the middle third, rows compressed as they are made."""
+    bar = np.zeros((side, channels), np.uint8)
+    bar[side * 43 // 90: side * 47 // 90, -1] = 255
+    plain, with_bar = b"\0" + bytes(side * channels), b"\0" + bar.tobytes()
+    deflate = zlib.compressobj(9)
+    raw = b"".join(deflate.compress(with_bar if side // 3 <= row < 2 * side // 3 else plain)
+                   for row in range(side)) + deflate.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, {2: 4, 4: 6}[channels], 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", raw)
+            + _chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("channels", [2, 4], ids=["LA", "RGBA"])
+def test_an_81_megapixel_png_with_alpha_is_composited_in_8_bits(tmp_path, channels):
+    """Pillow keeps LA and RGBA at 4 bytes a pixel (324 MB here); with RGBA copies to
+    composite onto white paper the read took 1.62 GB, now 464 MB (the picture and two 8-bit
+    channels). Pillow's memory is outside tracemalloc: a fresh process reports the growth of
+    its peak resident size."""
+    path = tmp_path / "big.png"
+    path.write_bytes(_transparent_png(9000, channels))
+    code = ("import resource, sys\nfrom softmaxreg.images import image_to_mnist\n"
+            "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "before = peak()\ndigit = image_to_mnist(sys.argv[1]).reshape(28, 28)\n"
+            "print(peak() - before, *digit.sum(axis=0).nonzero()[0])")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert int(out[0]) * 1024 < 2 * 464e6  # measured 464 MB (1.62 GB before)
+    assert [int(column) for column in out[1:]] == [13, 14, 15]  # the 1, on white paper
 
 
 def test_jpeg_is_reduced_while_decoding(tmp_path):

@@ -108,6 +108,17 @@ def test_grey_paper_and_transparency(tmp_path):
     np.testing.assert_allclose(image_to_mnist(rgba), reference, atol=1)  # the array route
 
 
+@pytest.mark.parametrize(("orientation", "turns"), [(1, 0), (3, 2), (6, -1), (8, 1)])
+def test_a_camera_rotation_in_exif_is_applied(tmp_path, orientation, turns):
+    """EXIF orientation 6 is a picture to be turned 90° clockwise to stand upright."""
+    stored = draw_digit("L")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(tmp_path / "turned.png", exif=exif)
+    upright = np.rot90(np.asarray(stored), turns)
+    np.testing.assert_array_equal(image_to_mnist(tmp_path / "turned.png"), image_to_mnist(upright))
+
+
 def test_float_arrays_are_0_to_1():
     as_uint8 = np.asarray(draw_digit("one"))
     np.testing.assert_array_equal(image_to_mnist(as_uint8 / 255.0), image_to_mnist(as_uint8))
