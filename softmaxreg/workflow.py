@@ -52,6 +52,10 @@ STREAM_SOFTMAX_LR = 0.03
 # Copies of the parameters a fit holds (θ, ∇J, the optimiser's state; L-BFGS: 10 pairs of
 # history vectors), for the memory a network needs.
 STATE_COPIES = {"sgd": 3, "adam": 4, "adamw": 4, "lbfgs": 24, "fista": 4}
+# Bytes per (row, class) that :func:`metrics` holds at its peak, by the network's itemsize:
+# the probabilities, their logits, and scikit-learn's log loss (a one-hot Y, float64 copies);
+# measured on 3000 rows of 3000 classes (the confusion matrix included).
+METRIC_BYTES = {4: 29, 8: 49}
 
 
 @dataclass
@@ -153,6 +157,33 @@ SETTING_CHECKS = {
     "val_fraction": fraction, "test_fraction": lambda v: fraction(v, zero=False),
 }
 _OPTIONAL = {"epochs", "lr"}  # None: the default of the solver
+
+#: The settings that only some runs use: one model's, or the minibatch solvers' (see
+#: :func:`inapplicable`); every other setting applies to every run.
+SCOPES = {"hidden": "network", "activation": "network", "alpha": "network", "C": "softmax",
+          "batch_size": "minibatch", "lr": "minibatch", "schedule": "minibatch",
+          "early_stopping": "minibatch"}
+
+
+def default_solver(model: str, stream: bool = False) -> str:
+    """The solver of a run that names none: L-BFGS for softmax regression in memory, Adam for a
+    network and for any model trained from a stream (chunk by chunk, so minibatches)."""
+    return "adam" if model == "network" or stream else "lbfgs"
+
+
+def inapplicable(model: str, solver: str) -> dict[str, str]:
+    """{setting: why it does not apply} for each setting of :data:`SCOPES` that a run of
+    ``model`` fitted by ``solver`` does not use."""
+    own = NETWORK_SOLVERS if model == "network" else REGRESSION_SOLVERS
+    minibatch = [s for s in MINIBATCH_SOLVERS if s in own]
+    why = {"network": "applies to --model network only, not to softmax regression",
+           "softmax": "applies to --model softmax only, not to a network (whose L2 penalty is "
+                      "--alpha)",
+           "minibatch": f"applies to the minibatch solvers ({', '.join(minibatch)}) only, not "
+                        f"to {solver}, which works on the whole data set at once"}
+    used = {"network": model == "network", "softmax": model == "softmax",
+            "minibatch": solver in MINIBATCH_SOLVERS}
+    return {name: why[scope] for name, scope in SCOPES.items() if not used[scope]}
 MAX_HIDDEN_LAYERS = MAX_LAYERS - 2  # a model file's layer_sizes hold the input and output too
 
 
@@ -258,7 +289,7 @@ def make_estimator(settings: TrainSettings, n_train: int):
     if settings.model not in ("softmax", "network"):
         raise ValueError(f"unknown model {settings.model!r}: expected 'softmax' or 'network'")
     network = settings.model == "network"
-    solver = settings.solver or ("adam" if network else "lbfgs")
+    solver = settings.solver or default_solver(settings.model)
     common = dict(solver=solver, max_iter=_max_iter(settings, solver, n_train),
                   random_state=settings.seed, batch_size=settings.batch_size,
                   learning_rate_init=settings.lr, learning_rate=settings.schedule,
@@ -358,7 +389,8 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
     X_train = scaling.transform(split.X_train)
     estimator = make_estimator(settings, X_train.shape[0])
-    _check_fits(estimator, X_train.shape[1], len(np.unique(split.y_train)))
+    _check_fits(estimator, X_train.shape[1], len(np.unique(split.y_train)),
+                max(len(y) for y in (split.y_train, split.y_val, split.y_test) if y is not None))
     checkpointer = _checkpointer(settings, estimator, checkpoint, checkpoint_every, resume)
     start = time.perf_counter()
     with checkpointer or contextlib.nullcontext():
@@ -503,7 +535,8 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
         check_savable(source.schema(stats.moments.n_features), settings.dataset)
     label = _default_label(settings, source.schema(stats.moments.n_features).label,
                            stats.classes, stats.n)
-    settings = replace(settings, solver=settings.solver or "adam", lr=settings.lr or (
+    settings = replace(settings, solver=settings.solver or default_solver(settings.model, True),
+                       lr=settings.lr or (
         STREAM_SOFTMAX_LR if settings.model == "softmax" else None))
     estimator = make_estimator(settings, stats.n)
     _check_fits(estimator, stats.moments.n_features, len(stats.classes))
@@ -581,13 +614,25 @@ def _stream_name(settings: TrainSettings, source) -> str:
     return source.path.name if source.path.is_dir() else source.path.stem
 
 
-def _check_fits(estimator, n_features: int, n_classes: int) -> None:
-    """:func:`check_network_fits` for the network ``estimator`` will build on this data."""
+def _check_fits(estimator, n_features: int, n_classes: int, n_rows: int) -> None:
+    """:func:`check_network_fits` for the network ``estimator`` will build on this data, and
+    DataError if the metrics of the run, on up to ``n_rows`` rows of ``n_classes`` classes,
+    would not fit in the memory available."""
     hidden = tuple(getattr(estimator, "hidden_layer_sizes", ()))
     sizes = (n_features, *hidden, 1 if n_classes == 2 else max(n_classes, 1))
     itemsize = 4 if estimator.solver in MINIBATCH_SOLVERS else 8
     what = "the network" if hidden else "the softmax regression"
     check_network_fits(sizes, estimator.solver, itemsize, what)
+    needed, memory = n_rows * n_classes * METRIC_BYTES[itemsize], available_memory()
+    if memory is not None and needed > memory:
+        advice = (f"{n_classes:,} distinct labels for {n_rows:,} rows look like identifiers or "
+                  "measurements, not classes: if the labels are in another column, name it "
+                  "with --label-column" if n_classes > n_rows / 2 else
+                  "train with --stream, which measures --chunk-rows rows at a time")
+        raise DataError(
+            f"{n_classes:,} classes: measuring the model on {n_rows:,} rows takes "
+            f"{n_rows:,} × {n_classes:,} class probabilities, about {_bytes(needed)} with the "
+            f"log loss, more than the {_bytes(memory)} of memory available; {advice}")
 
 
 def check_outputs(settings: TrainSettings, out=None, *, checkpoint=None, resume=None) -> None:
