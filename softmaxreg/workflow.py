@@ -389,8 +389,9 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
     X_train = scaling.transform(split.X_train)
     estimator = make_estimator(settings, X_train.shape[0])
-    _check_fits(estimator, X_train.shape[1], len(np.unique(split.y_train)),
-                max(len(y) for y in (split.y_train, split.y_val, split.y_test) if y is not None))
+    _check_fits(estimator, X_train.shape[1], len(np.unique(split.y_train)))
+    _check_metrics_fit(estimator, len(np.unique(split.y_train)), max(
+        len(y) for y in (split.y_train, split.y_val, split.y_test) if y is not None))
     checkpointer = _checkpointer(settings, estimator, checkpoint, checkpoint_every, resume)
     start = time.perf_counter()
     with checkpointer or contextlib.nullcontext():
@@ -614,15 +615,19 @@ def _stream_name(settings: TrainSettings, source) -> str:
     return source.path.name if source.path.is_dir() else source.path.stem
 
 
-def _check_fits(estimator, n_features: int, n_classes: int, n_rows: int) -> None:
-    """:func:`check_network_fits` for the network ``estimator`` will build on this data, and
-    DataError if the metrics of the run, on up to ``n_rows`` rows of ``n_classes`` classes,
-    would not fit in the memory available."""
+def _check_fits(estimator, n_features: int, n_classes: int) -> None:
+    """:func:`check_network_fits` for the network ``estimator`` will build on this data."""
     hidden = tuple(getattr(estimator, "hidden_layer_sizes", ()))
     sizes = (n_features, *hidden, 1 if n_classes == 2 else max(n_classes, 1))
     itemsize = 4 if estimator.solver in MINIBATCH_SOLVERS else 8
     what = "the network" if hidden else "the softmax regression"
     check_network_fits(sizes, estimator.solver, itemsize, what)
+
+
+def _check_metrics_fit(estimator, n_classes: int, n_rows: int) -> None:
+    """DataError, before fitting, if :func:`metrics` on up to ``n_rows`` rows of ``n_classes``
+    classes would not fit in the memory available."""
+    itemsize = 4 if estimator.solver in MINIBATCH_SOLVERS else 8
     needed, memory = n_rows * n_classes * METRIC_BYTES[itemsize], available_memory()
     if memory is not None and needed > memory:
         advice = (f"{n_classes:,} distinct labels for {n_rows:,} rows look like identifiers or "
