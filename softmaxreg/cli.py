@@ -26,12 +26,15 @@ from .optim import SCHEDULES
 from .preprocessing import METHODS as SCALINGS
 from .workflow import (
     MAX_HIDDEN_LAYERS,
+    SCOPES,
     STREAM_SOFTMAX_LR,
     TrainSettings,
     check_gradients,
     check_network_fits,
+    default_solver,
     evaluate,
     fraction,
+    inapplicable,
     nonnegative_real,
     plot,
     positive_int,
@@ -88,17 +91,49 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Default:
+    """An option's default as ``train`` stores it: argparse keeps the default object itself for
+    an option not given, so that an option given with its default's value (``--schedule
+    cosine``) is still told from one left alone (see :func:`_unwrap_defaults`)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def __str__(self) -> str:  # what the help's %(default)s shows
+        return str(self.value)
+
+
+def _mark_defaults(parser: argparse.ArgumentParser) -> None:
+    """Wrap the default of each of ``parser``'s options in :class:`_Default`."""
+    parser.set_defaults(**{dest: _Default(value)
+                           for dest, value in vars(parser.parse_args([])).items()})
+
+
+def _unwrap_defaults(args: argparse.Namespace) -> frozenset[str]:
+    """Put the defaults' values in place of their :class:`_Default` wrappers in ``args``;
+    returns the destinations of the options given on the command line."""
+    given = set()
+    for dest, value in vars(args).items():
+        if isinstance(value, _Default):
+            setattr(args, dest, value.value)
+        else:
+            given.add(dest)
+    return frozenset(given)
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Examples kept as written; an option's help that does not say its default gets it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if ("default" in text or not action.option_strings or action.default is None
-                or action.default is False or action.default == argparse.SUPPRESS):
+        default = action.default.value if isinstance(action.default, _Default) \
+            else action.default
+        if ("default" in text or not action.option_strings or default is None
+                or default is False or default == argparse.SUPPRESS):
             return text
-        default = " ".join(map(str, action.default)) if isinstance(
-            action.default, (list, tuple)) else "%(default)s"
-        return f"{text} (default: {default})"
+        shown = " ".join(map(str, default)) if isinstance(
+            default, (list, tuple)) else "%(default)s"
+        return f"{text} (default: {shown})"
 
 
 def _checked(check, convert=int, **options):
@@ -228,6 +263,7 @@ def _parser() -> argparse.ArgumentParser:
                                 "folder), with the same test part and scaling as in memory")
     t.add_argument("--chunk-rows", type=_COUNT, default=10_000, metavar="N",
                    help="rows per chunk with --stream")
+    _mark_defaults(t)  # which options were given: see _not_applying
 
     e = sub.add_parser("evaluate", help="measure a saved model on a data set",
                        epilog=EVALUATE_EXAMPLES, formatter_class=fmt)
@@ -302,7 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _parser().print_help()
             return 2
         command = f"softmaxreg {args.command}"
-        problem = _too_large(args)
+        args.given = _unwrap_defaults(args)
+        problem = _not_applying(args) or _too_large(args)
         if problem:
             print(f"{command}: error: {problem} (see {command} --help)", file=sys.stderr)
             return 2
@@ -330,6 +367,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return 141
+
+
+def _not_applying(args) -> str | None:
+    """Why the first option given to ``train`` that its model and solver do not use (see
+    :func:`~softmaxreg.workflow.inapplicable`) does not apply, or None."""
+    if args.command != "train" or args.resume:  # a resumed run takes no settings at all
+        return None
+    solver = args.solver or default_solver(args.model, args.stream)
+    for setting, why in inapplicable(args.model, solver).items():
+        if setting in args.given:
+            if SCOPES[setting] == "minibatch" and "solver" not in args.given:
+                why += f"; --model {args.model} trains with {solver} unless --solver names another"
+            return f"argument {_option(setting)}: {why}"
+    return None
+
+
+def _option(setting: str) -> str:
+    """The option of a :class:`~softmaxreg.workflow.TrainSettings` field: ``--batch-size``."""
+    return "--" + setting.replace("_", "-")
 
 
 def _too_large(args) -> str | None:
@@ -402,11 +458,10 @@ def _settings(args) -> TrainSettings:
     """The run the options describe; with --resume, the run stored in the checkpoint."""
     options = [f.name for f in fields(TrainSettings) if f.name in vars(args)]
     if args.resume:  # where the data are is not a setting of the run: --data-dir may move
-        given = [o for o in options
-                 if o != "data_dir" and getattr(args, o) != getattr(DEFAULT, o)]
+        given = [o for o in options if o != "data_dir" and o in args.given]
         if given:
             raise ValueError(f"--resume continues a run with the settings it was started with; "
-                             f"drop --{given[0].replace('_', '-')}")
+                             f"drop {_option(given[0])}")
         settings = resume_settings(args.resume, progress=not args.quiet)
         return settings if args.data_dir is None else replace(settings, data_dir=args.data_dir)
     values = {o: getattr(args, o) for o in options}

@@ -537,8 +537,8 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
     label = _default_label(settings, source.schema(stats.moments.n_features).label,
                            stats.classes, stats.n)
     settings = replace(settings, solver=settings.solver or default_solver(settings.model, True),
-                       lr=settings.lr or (
-        STREAM_SOFTMAX_LR if settings.model == "softmax" else None))
+                       lr=settings.lr or (STREAM_SOFTMAX_LR if settings.model == "softmax"
+                                          else None))
     estimator = make_estimator(settings, stats.n)
     _check_fits(estimator, stats.moments.n_features, len(stats.classes))
     epochs = estimator.max_iter

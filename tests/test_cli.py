@@ -661,6 +661,58 @@ def test_a_minibatch_fit_that_stops_early_says_why(capsys, iris_csv):
     assert "stopped after" not in capsys.readouterr().out
 
 
+# -- options that the run would not use are refused, not ignored --------------------------------
+NOT_APPLYING = [  # (argv, the option refused, settings that differ from BASE only by that option)
+    (["--hidden", "5"], "--hidden", {"hidden": (5,)}),
+    (["--activation", "tanh"], "--activation", {"activation": "tanh"}),
+    (["--alpha", "0.1"], "--alpha", {"alpha": 0.1}),
+    (["--model", "network", "--C", "3"], "--C", {"model": "network", "C": 3.0}),
+    (["--lr", "0.5"], "--lr", {"lr": 0.5}),
+    (["--batch-size", "16"], "--batch-size", {"batch_size": 16}),
+    (["--schedule", "cosine"], "--schedule", {"schedule": "constant"}),  # given, as the default
+    (["--early-stopping"], "--early-stopping", {"early_stopping": True}),
+    (["--solver", "lbfgs", "--model", "network", "--lr", "0.5"], "--lr",
+     {"solver": "lbfgs", "model": "network", "lr": 0.5}),
+]
+
+
+@pytest.mark.parametrize("argv, option, _", NOT_APPLYING, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else None)
+def test_options_that_do_not_apply_are_usage_errors(capsys, argv, option, _):
+    err = _usage_error(capsys, ["train", "--dataset", "iris", *argv],
+                       f"argument {option}: applies to")
+    assert "only, not to" in err
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 epochs
+@pytest.mark.parametrize("argv, option, field", NOT_APPLYING, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else None)
+def test_the_refused_options_would_not_change_the_model(argv, option, field):
+    """What the refusal says, measured: the same run with and without the setting fits the
+    same parameters (softmax regression or a 3-epoch network on iris)."""
+    from softmaxreg.workflow import TrainSettings, train
+
+    base = {"dataset": "iris", "epochs": 3 if field.get("model") == "network" else None,
+            "hidden": (4,), "progress": False}
+    base.update({k: field[k] for k in ("model", "solver") if k in field})
+    with_option = train(TrainSettings(**{**base, **field})).estimator.network_.params
+    without = train(TrainSettings(**base)).estimator.network_.params
+    np.testing.assert_array_equal(with_option, without)
+
+
+def test_options_that_apply_are_accepted_and_defaults_refuse_nothing(capsys, iris_csv):
+    path, _ = iris_csv
+    runs = [["--model", "network", "--hidden", "3", "--activation", "tanh", "--alpha", "0.01",
+             "--solver", "sgd", "--lr", "0.05", "--batch-size", "16", "--schedule", "constant",
+             "--early-stopping", "--epochs", "2"],
+            ["--C", "3", "--solver", "adam", "--lr", "0.05", "--epochs", "2"],
+            ["--stream", "--lr", "0.05", "--batch-size", "16", "--epochs", "2"],  # stream: adam
+            ["--model", "network", "--epochs", "2"], []]
+    for argv in runs:
+        assert main(["train", "--dataset", str(path), "--quiet", *argv]) == 0, \
+            capsys.readouterr().err
+
+
 def test_small_messages(capsys):
     _run_fails(capsys, ["train", "--dataset", "nothere.csv"], "no such file: nothere.csv")
     _run_fails(capsys, ["train", "--dataset", "nothere"], "unknown dataset 'nothere'")
