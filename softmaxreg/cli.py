@@ -18,7 +18,7 @@ from ._version import __version__
 from .activations import ACTIVATIONS
 from .checkpoint import TrainingInterrupted
 from .distributed import check_address
-from .estimators import NETWORK_SOLVERS, REGRESSION_SOLVERS
+from .estimators import NETWORK_SOLVERS, REGRESSION_SOLVERS, SoftmaxNetwork, SoftmaxRegression
 from .exceptions import SoftmaxRegError
 from .export import DEFAULT_OPSET, export_file
 from .io import EMPTY_CHOICES, HEADER_CHOICES
@@ -28,6 +28,7 @@ from .workflow import (
     MAX_HIDDEN_LAYERS,
     SCOPES,
     STREAM_SOFTMAX_LR,
+    TARGET_STEPS,
     TrainSettings,
     check_gradients,
     check_network_fits,
@@ -136,6 +137,14 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: {shown})"
 
 
+def _stopping_rule() -> str:
+    """When a minibatch fit stops before its epochs, in the estimators' own numbers."""
+    net, reg = SoftmaxNetwork(), SoftmaxRegression()
+    return (f"a minibatch fit once its training loss (with --early-stopping, the validation "
+            f"loss) has improved by less than tol={_short(net.tol)} (softmax: "
+            f"{_short(reg.tol)}) for {net.n_iter_no_change} epochs in a row")
+
+
 def _checked(check, convert=int, **options):
     """An argparse type: the text converted by ``convert`` and checked by ``check`` (the
     function TrainSettings checks its values with), so that the CLI and Python refuse alike."""
@@ -210,9 +219,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="optimiser (default: lbfgs for softmax, adam for network and with "
                         "--stream)")
     t.add_argument("--epochs", type=_COUNT,
-                   help="epochs (minibatch solvers) or iterations (lbfgs) (default: 200 lbfgs "
-                        "iterations; minibatch: about 5000 steps, at least 15 and at most 200 "
-                        "epochs)")
+                   help="the most epochs of a minibatch solver, or iterations of lbfgs/fista; "
+                        f"fewer run when the fit stops by itself: {_stopping_rule()}, lbfgs "
+                        "once every entry of the gradient is below tol (default: "
+                        f"{SoftmaxRegression().max_iter} iterations; minibatch: about "
+                        f"{TARGET_STEPS} steps, at least 15 and at most 200 epochs)")
     t.add_argument("--batch-size", type=_COUNT, default=DEFAULT.batch_size,
                    help="rows per minibatch step")
     t.add_argument("--lr", type=_checked(positive_real, float),
@@ -233,7 +244,10 @@ def _parser() -> argparse.ArgumentParser:
                    default=DEFAULT.val_fraction,
                    help="hold out this fraction of the training data for validation (0: none)")
     t.add_argument("--early-stopping", action="store_true",
-                   help="stop when the validation loss stops improving")
+                   help="minibatch solvers: hold out --val-fraction of the training rows (0: "
+                        "10%%) and watch their loss instead of the training loss, keeping the "
+                        "parameters of its best epoch; without it the training loss is watched "
+                        "(see --epochs)")
     t.add_argument("--scale", choices=SCALINGS, default=DEFAULT.scale,
                    help="feature scaling, fitted on the training rows and stored with the "
                         "model; auto: 8-bit pixels to [0, 1], sparse (svmlight) features divided "

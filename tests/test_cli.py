@@ -713,6 +713,39 @@ def test_options_that_apply_are_accepted_and_defaults_refuse_nothing(capsys, iri
             capsys.readouterr().err
 
 
+def _help(command: str) -> str:
+    """The --help text of ``command``, its lines joined."""
+    import argparse
+
+    from softmaxreg.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return " ".join(sub.choices[command].format_help().split())
+
+
+def test_the_epochs_help_states_the_stopping_rule_that_fits_follow(iris_csv):
+    """A minibatch fit without --early-stopping stops by itself: the help of --epochs says
+    when, and the recorded losses of such a fit follow that rule exactly."""
+    import re
+
+    from softmaxreg.workflow import TrainSettings, train
+
+    text = _help("train")
+    rule = re.search(r"its training loss \(with --early-stopping, the validation loss\) has "
+                     r"improved by less than tol=(\S+) \(softmax: \S+\) for (\d+) epochs in a row",
+                     text)
+    assert rule, text
+    tol, patience = float(rule[1]), int(rule[2])
+    assert "watch their loss instead of the training loss" in text  # --early-stopping
+    path, _ = iris_csv
+    result = train(TrainSettings(dataset=str(path), model="network", hidden=(4,), solver="sgd",
+                                 epochs=400, progress=False))
+    loss = np.asarray(result.estimator.history_.loss)
+    assert patience < len(loss) < 400
+    improved = [loss[j] < loss[:j].min() - tol for j in range(1, len(loss))]
+    assert not any(improved[-patience:]) and improved[-patience - 1]
+
+
 def test_small_messages(capsys):
     _run_fails(capsys, ["train", "--dataset", "nothere.csv"], "no such file: nothere.csv")
     _run_fails(capsys, ["train", "--dataset", "nothere"], "unknown dataset 'nothere'")
