@@ -257,7 +257,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", metavar="FILE.npz",
                    help="write the model to this .npz file, which must not be an input or the "
                         "checkpoint (default: not written)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true",
+                   help="no progress bar (there is none either when stderr is not a terminal)")
     t.add_argument("--checkpoint", metavar="PATH",
                    help="keep the training state in this file (minibatch solvers); Ctrl-C or "
                         "SIGTERM writes it and stops (default: no checkpoint)")
@@ -476,11 +477,17 @@ def _settings(args) -> TrainSettings:
         if given:
             raise ValueError(f"--resume continues a run with the settings it was started with; "
                              f"drop {_option(given[0])}")
-        settings = resume_settings(args.resume, progress=not args.quiet)
+        settings = resume_settings(args.resume, progress=_progress(args))
         return settings if args.data_dir is None else replace(settings, data_dir=args.data_dir)
     values = {o: getattr(args, o) for o in options}
     values["hidden"] = tuple(args.hidden)
-    return TrainSettings(**values, progress=not args.quiet)
+    return TrainSettings(**values, progress=_progress(args))
+
+
+def _progress(args) -> bool:
+    """Progress bars are for a person watching: none with --quiet, nor when stderr is not a
+    terminal (a log file would get every frame of the bar)."""
+    return not args.quiet and sys.stderr.isatty()
 
 
 def _report_training(result, caught, out) -> int:

@@ -746,6 +746,48 @@ def test_the_epochs_help_states_the_stopping_rule_that_fits_follow(iris_csv):
     assert not any(improved[-patience:]) and improved[-patience - 1]
 
 
+def _train_iris(stderr, leader=None) -> tuple[int, str, bytes]:
+    """(exit status, stdout, what the terminal ``leader`` received) of `softmaxreg train
+    --dataset iris` whose stderr is ``stderr``."""
+    import os
+    import select
+
+    argv = [sys.executable, "-m", "softmaxreg", "train", "--dataset", "iris"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr)
+    shown = b""
+    while leader is not None:  # read as it comes: a full terminal would block the command
+        if select.select([leader], [], [], 0.1)[0]:
+            shown += os.read(leader, 65536)
+        elif proc.poll() is not None:
+            break
+    out = proc.communicate(timeout=120)[0].decode()
+    return proc.returncode, out, shown
+
+
+def test_no_progress_frames_when_stderr_is_not_a_terminal(tmp_path):
+    """`softmaxreg train 2>log` wrote every frame of the bar into the log; a terminal still
+    gets the bar, and stdout the summary either way."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    with open(tmp_path / "log", "w") as log:
+        code, out, _ = _train_iris(log)
+    assert code == 0 and "test       accuracy" in out
+    assert (tmp_path / "log").read_text() == ""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 0 columns:
+    try:                                                                  # tqdm draws nothing
+        code, out, shown = _train_iris(follower, leader)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert code == 0 and "test       accuracy" in out
+    assert b"SoftmaxRegression" in shown and b"\r" in shown
+
+
 def test_small_messages(capsys):
     _run_fails(capsys, ["train", "--dataset", "nothere.csv"], "no such file: nothere.csv")
     _run_fails(capsys, ["train", "--dataset", "nothere"], "unknown dataset 'nothere'")
