@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike
 from .io.npz import atomic_write_bytes
 
 MAX_TICK_LABELS = 25  # class or feature names along an axis beyond this are thinned
+MAX_NAME_CHARS = 40  # a feature name along an axis is cut to this many characters
 MAX_CELL_COUNTS = 20  # the confusion matrix writes counts in its cells up to this many classes
 EVIDENCE = "RdBu_r"  # weights: red raises a class's score, blue lowers it, white is 0
 EVIDENCE_LABEL = "weight: evidence for the class (red)\nor against it (blue)"
@@ -162,8 +163,7 @@ def weight_templates(W: ArrayLike, classes: Sequence, image_shape: Sequence[int]
                          fontsize=8 if W.shape[0] > 25 else 10)
     bar = fig.colorbar(image, ax=axes, shrink=min(1.0, 4.0 / (size * rows)), aspect=25,
                        extend=_extend(W, limit))
-    bar.set_label(f"weight: evidence for {classes[1]} (red)\nor for {classes[0]} (blue)"
-                  if binary else EVIDENCE_LABEL)
+    bar.set_label(_evidence_label(classes, binary))
     fig.suptitle(f"Weights as image templates: {subject}")
     return fig
 
@@ -176,23 +176,40 @@ def weight_map(W: ArrayLike, classes: Sequence, feature_names: Sequence[str],
     W = np.asarray(W, dtype=np.float64)
     binary = W.shape[0] == 1
     rows = [f"{classes[1]} vs {classes[0]}"] if binary else [str(c) for c in classes]
+    features = [_shortened(str(name)) for name in feature_names]
     width = float(np.clip(2.5 + 0.35 * W.shape[1], 8.0, 14.0))
-    height = float(np.clip(2.2 + 0.35 * W.shape[0], 3.6, 12.0))
+    # the rows, plus room for the feature names written upright (about 0.08 in a character)
+    # and for the colour bar below
+    names_room = 0.08 * max(map(len, features), default=0)
+    height = float(np.clip(1.6 + 0.35 * W.shape[0], 2.4, 10.0) + names_room + 1.0)
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
     limit = _evidence_limit(W)
     image = ax.imshow(W, cmap=EVIDENCE, vmin=-limit, vmax=limit, aspect="auto")
-    for axis, names in ((ax.xaxis, list(feature_names)), (ax.yaxis, rows)):
+    for axis, names in ((ax.xaxis, features), (ax.yaxis, rows)):
         ticks = np.arange(0, len(names), math.ceil(len(names) / MAX_TICK_LABELS))
         axis.set_ticks(ticks, [names[i] for i in ticks])
     ax.tick_params(axis="x", labelrotation=90)
     ax.set_xlabel("feature")
     ax.set_ylabel("class")
-    bar = fig.colorbar(image, ax=ax, extend=_extend(W, limit))
-    bar.set_label(f"weight: evidence for {classes[1]} (red)\nor for {classes[0]} (blue)"
-                  if binary else EVIDENCE_LABEL)
+    # below the map, its label on one line: a bar beside a map of a few classes is shorter
+    # than its label, which was cut off ("evidence for the clas")
+    bar = fig.colorbar(image, ax=ax, extend=_extend(W, limit), location="bottom", aspect=50,
+                       shrink=0.6)
+    bar.set_label(" ".join(_evidence_label(classes, binary).split()))
     fig.suptitle(f"Weights per class and feature: {subject}")
     return fig
+
+
+def _shortened(name: str, most: int = MAX_NAME_CHARS) -> str:
+    """``name``, or its first characters and "…" when it is longer than ``most``."""
+    return name if len(name) <= most else name[:most - 1] + "…"
+
+
+def _evidence_label(classes: Sequence, binary: bool) -> str:
+    """The weights' colour bar label, in two lines: what red and blue mean."""
+    return (f"weight: evidence for {classes[1]} (red)\nor for {classes[0]} (blue)" if binary
+            else EVIDENCE_LABEL)
 
 
 def _evidence_limit(W: np.ndarray) -> float:

@@ -208,7 +208,41 @@ def test_tabular_weights_are_a_class_by_feature_map():
     low, high = ax.images[0].get_clim()
     assert high > 0 and low == -high
     assert [t.get_text() for t in ax.get_xticklabels()] == ["height", "width", "depth"]
-    assert "evidence" in ax.images[0].colorbar.ax.get_ylabel()
+    assert "evidence" in ax.images[0].colorbar.ax.get_xlabel()  # a bar below the map
+
+
+def _outside(fig) -> list[float]:
+    """How far (inches) what is drawn reaches beyond the figure's left, bottom, right and top
+    edges (negative: inside), as rendered."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    drawn, page = fig.get_tightbbox(canvas.get_renderer()), fig.bbox_inches
+    return [page.x0 - drawn.x0, page.y0 - drawn.y0, drawn.x1 - page.x1, drawn.y1 - page.y1]
+
+
+@pytest.mark.parametrize("kind, K", CASES)
+def test_nothing_drawn_is_cut_off(drawn, kind, K):
+    for name, fig in drawn(kind, K).items():
+        assert max(_outside(fig)) <= 0, name
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 10])
+def test_a_weight_map_of_few_classes_keeps_its_colour_bar_label(K):
+    """wine's 13 features and 3 classes: the bar's label beside the map was longer than the
+    map ("evidence for the clas"); also with a very long feature name."""
+    from sklearn.datasets import load_wine
+
+    names = load_wine().feature_names
+    W = np.random.default_rng(0).normal(size=(K, len(names)))
+    classes = [f"class {k}" for k in range(max(K, 2))]
+    for features in (names, [*names[:-1], "x" * 4096]):
+        fig = plots.weight_map(W, classes, features, "softmax regression (lbfgs) on wine.csv")
+        assert max(_outside(fig)) <= 0
+        assert "evidence" in fig.axes[0].images[0].colorbar.ax.get_xlabel()
+        width, height = fig.get_size_inches()
+        assert max(width, height) * 100 <= 1500  # pixels, as saved
 
 
 def test_save_replaces_a_link_rather_than_writing_through_it(tmp_path):
