@@ -1,8 +1,10 @@
 """Out of core: train from a file chunk by chunk, with memory bounded by the chunk, not the file.
 
-A :class:`Source` reads a CSV, svmlight, ``.npy`` (memory-mapped) or IDX file as a sequence of
-row chunks ``(X_c, y_c)``, through the readers that load the whole file in memory
-(:mod:`softmaxreg.io`).  Training is the in-memory training, pass by pass:
+A :class:`Source` reads a CSV, svmlight, ``.npy`` (memory-mapped), ``.npz`` or IDX file as a
+sequence of row chunks ``(X_c, y_c)``, through the readers that load the whole file in memory
+(:mod:`softmaxreg.io`): every file type :func:`softmaxreg.io.load_dataset` reads has a source
+(:func:`open_source`), found through the same table of suffixes.  Training is the in-memory
+training, pass by pass:
 
 1. :func:`read_labels` — the label of every row, typed once for the whole file as the in-memory
    reader types them (``007`` and ``12A`` in one file are both strings, wherever the chunks
@@ -31,7 +33,6 @@ import contextlib
 import io
 import itertools
 import math
-import tokenize
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +43,26 @@ from numpy.typing import NDArray
 
 from .estimators import SoftmaxRegression
 from .exceptions import DataError
+from .io import read_csv, read_npy, read_npz, read_svmlight, reader_for
 from .io.dataset import DataSchema, generated_names
 from .io.idx import open_idx, read_idx_rows, require_idx_file
+from .io.npz import (
+    check_finite,
+    feature_shape,
+    npy_labels,
+    npy_layout,
+    npz_feature_names,
+    npz_labels,
+    npz_members,
+    npz_rows,
+    open_npy,
+    require_npz_members,
+)
 from .io.tabular import check_svmlight_width, integer_labels, open_csv, parse_labels, parse_svmlight
 from .preprocessing import Moments, Scaling
 
-__all__ = ["Source", "CsvSource", "SvmlightSource", "NpySource", "IdxSource", "open_source",
+__all__ = ["Source", "CsvSource", "SvmlightSource", "NpySource", "NpzSource", "IdxSource",
+           "open_source",
            "Labels", "read_labels", "StreamStats", "scan", "fit_stream", "stream_metrics"]
 
 CHUNK_ROWS = 10_000
@@ -83,6 +98,11 @@ class Source:
         """The columns a model trained on this file needs again (stored in the model file):
         by default ``n_features`` generated names."""
         return DataSchema(tuple(generated_names(n_features)), named=False)
+
+    def test_part(self) -> Source | None:
+        """The source's own test rows (an IDX folder's ``t10k`` files, an archive's ``X_test``
+        and ``y_test``), as the in-memory reader gives them; None when it has none."""
+        return None
 
     def chunks(self, chunk_rows: int = CHUNK_ROWS, labels: Labels | None = None
                ) -> Iterator[Chunk]:
@@ -174,62 +194,102 @@ class SvmlightSource(Source):
 
 
 class NpySource(Source):
-    """A ``.npy`` file opened with ``np.load(mmap_mode='r')``: either (n, d + 1) with the
-    labels in ``label_column`` (default the last; whole numbers become int64), or features alone
-    with ``labels`` in a second ``.npy`` file of shape (n,).  uint8 features are taken as
-    pixels."""
+    """A ``.npy`` file as :func:`softmaxreg.io.read_npy` reads it, memory-mapped: (n, d + 1),
+    the labels (whole numbers) in ``label_column`` (an index, default the last); or, from
+    Python, features alone with ``labels`` in a second ``.npy`` file of shape (n,), whose uint8
+    features are taken as pixels.  ``schema``: the model's columns, for a test file."""
 
-    def __init__(self, path, labels=None, label_column: int | None = None):
+    def __init__(self, path, labels=None, label_column: int | None = None,
+                 schema: DataSchema | None = None):
         self.path = Path(path)
         self.labels = None if labels is None else Path(labels)
-        self.label_column = label_column
-        data = self._open(self.path)
-        if data.ndim != 2:
+        data = open_npy(self.path)
+        if self.labels is None:
+            self.features, self.label_column = npy_layout(data, self.path, label_column, schema)
+        elif data.ndim != 2:
             raise DataError(f"{self.path} holds an array of shape {data.shape}; expected (n, d)")
-        if self.labels is None and data.shape[1] < 2:
-            raise DataError(f"{self.path} has one column: give the labels as a second .npy file")
+        else:
+            self.features, self.label_column = np.arange(data.shape[1]), None
         self.pixels = data.dtype == np.uint8 and self.labels is not None
 
-    @staticmethod
-    def _open(path: Path) -> NDArray[Any]:
-        try:
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, SyntaxError, tokenize.TokenError) as exc:  # a bad header
-            raise DataError(f"{path} is not a readable .npy file ({exc})") from exc
-
     def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-        data = self._open(self.path)
-        if self.labels is None:
-            j = (data.shape[1] - 1 if self.label_column is None else self.label_column)
-            j %= data.shape[1]
-            features = np.delete(np.arange(data.shape[1]), j)
-        else:
-            labels = self._labels_file(data.shape[0])
+        data = open_npy(self.path)
+        labels = None if self.labels is None else self._labels_file(data.shape[0])
         for a in range(0, data.shape[0], chunk_rows):
             block = np.asarray(data[a: a + chunk_rows])  # only these rows are read from disk
-            if self.labels is not None:
-                yield block, np.asarray(labels[a: a + chunk_rows])
-                continue
-            yield block[:, features], block[:, j]
+            X = block if labels is not None else block[:, self.features]
+            check_finite(X, "a feature", self.path)
+            yield X, (block[:, self.label_column] if labels is None
+                      else np.asarray(labels[a: a + chunk_rows]))
 
     def label_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[NDArray[Any]]:
-        if self.labels is None:
-            yield from super().label_chunks(chunk_rows)
-            return
-        labels = self._labels_file(self._open(self.path).shape[0])
+        data = open_npy(self.path)
+        labels = data[:, self.label_column] if self.labels is None \
+            else self._labels_file(data.shape[0])
         for a in range(0, labels.shape[0], chunk_rows):
             yield np.asarray(labels[a: a + chunk_rows])
 
     def _labels_file(self, n: int) -> NDArray[Any]:
-        labels = self._open(self.labels)
+        labels = open_npy(self.labels)
         if labels.shape != (n,):
             raise DataError(f"{self.labels} has shape {labels.shape}; expected ({n},), one label "
                             f"per row of {self.path}")
         return labels
 
     def type_labels(self, values: NDArray[Any]) -> NDArray[Any]:
-        return integer_labels(values) if self.labels is None and values.dtype.kind == "f" \
-            else values
+        return values if self.labels is not None else \
+            npy_labels(values, self.path, self.label_column)
+
+    def schema(self, n_features: int) -> DataSchema:
+        """Generated names, and the label column's index, as :func:`read_npy` gives."""
+        return DataSchema(tuple(generated_names(n_features)), False, self.label_column)
+
+
+class NpzSource(Source):
+    """An ``.npz`` archive as :func:`softmaxreg.io.read_npz` reads it: ``X`` (n, d) or images
+    (n, h, w) and ``y`` (n,), ``feature_names`` if any, and ``X_test``, ``y_test`` as its
+    :meth:`test_part`; uint8 features are pixels.
+
+    Rows are read from the archive a chunk at a time (:func:`softmaxreg.io.npz.npz_rows`): a
+    member stored by ``np.savez`` is read as it lies; one deflated by ``np.savez_compressed``
+    is inflated again on every pass (time, not memory); one in Fortran order is read whole."""
+
+    def __init__(self, path, part: str = ""):
+        self.path, self.part = Path(path), part
+        self.keys = (f"X{part}", f"y{part}")
+        held = npz_members(self.path, (*self.keys, "X_test", "y_test"))
+        require_npz_members(self.path, held, self.keys)
+        (x_shape, x_dtype), (y_shape, _) = held[self.keys[0]], held[self.keys[1]]
+        self.image_shape = feature_shape(x_shape, x_dtype, self.keys[0], self.path)
+        if len(y_shape) != 1 or y_shape[0] != x_shape[0]:
+            raise DataError(f"{self.path}: {self.keys[1]} has shape {y_shape}; expected "
+                            f"({x_shape[0]},), one label per row of {self.keys[0]}")
+        if ("X_test" in held) != ("y_test" in held):
+            raise DataError(f"{self.path} has only one of X_test and y_test; give both or "
+                            "neither")
+        self.has_test = "X_test" in held
+        self.pixels = x_dtype == np.uint8
+
+    def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+        for X, y in zip(npz_rows(self.path, self.keys[0], chunk_rows),
+                        npz_rows(self.path, self.keys[1], chunk_rows), strict=True):
+            X = X.reshape(len(X), -1)
+            check_finite(X, self.keys[0], self.path)
+            yield X, y
+
+    def label_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[NDArray[Any]]:
+        yield from npz_rows(self.path, self.keys[1], chunk_rows)
+
+    def type_labels(self, values: NDArray[Any]) -> NDArray[Any]:
+        return npz_labels(values, "y", self.path)
+
+    def schema(self, n_features: int) -> DataSchema:
+        """The archive's ``feature_names``, else generated names."""
+        names = npz_feature_names(self.path, n_features)
+        return DataSchema(tuple(names or generated_names(n_features)), names is not None)
+
+    def test_part(self) -> NpzSource | None:
+        return NpzSource(self.path, "_test") if self.has_test and not self.part else None
 
 
 class IdxSource(Source):
@@ -261,28 +321,36 @@ class IdxSource(Source):
             for a in range(0, hy.dims[0], chunk_rows):
                 yield read_idx_rows(labels, hy, min(chunk_rows, hy.dims[0] - a), str(self.labels))
 
+    def test_part(self) -> IdxSource | None:
+        """The folder's ``t10k`` files, when it has them and this is its ``train`` part."""
+        if self.prefix != "train":
+            return None
+        try:
+            return IdxSource(self.path, "t10k")
+        except DataError:  # a folder without t10k files has no test part
+            return None
 
-STREAM_SUFFIXES = {".csv": CsvSource, ".tsv": CsvSource, ".svm": SvmlightSource,
-                   ".svmlight": SvmlightSource, ".libsvm": SvmlightSource,
-                   ".txt": SvmlightSource, ".npy": NpySource}
+
+# The source of each whole-file reader: the file types are those of softmaxreg.io's one table.
+SOURCES: dict[Callable[..., Any], type[Source]] = {
+    read_csv: CsvSource, read_svmlight: SvmlightSource, read_npy: NpySource,
+    read_npz: NpzSource}
 
 
 def open_source(path, label_column: int | str | None = None, *,
                 schema: DataSchema | None = None, **csv_options: Any) -> Source:
-    """The :class:`Source` for a path, by its type: a folder of IDX files, .csv/.tsv (with
-    ``csv_options`` as :func:`softmaxreg.io.read_csv`'s), .svm/.svmlight/.libsvm/.txt, or .npy
-    (labels in ``label_column``, default the last).  ``schema``: the columns of the training
-    file, for a test file (a CSV's columns matched by name, svmlight's width and index base)."""
+    """The :class:`Source` for a path, by its type (:func:`softmaxreg.io.reader_for`): a folder
+    of IDX files, .csv/.tsv (with ``csv_options`` as :func:`softmaxreg.io.read_csv`'s),
+    .svm/.svmlight/.libsvm/.txt, .npy (:func:`softmaxreg.io.read_npy`: the labels in the last
+    column, or the one ``label_column`` gives by index) or .npz (arrays ``X`` and ``y``).
+    ``schema``: the columns of the training file, for a test file (a CSV's columns matched by
+    name, svmlight's width and index base, a .npy file's label column)."""
     path = Path(path)
     if path.is_dir():
         return IdxSource(path)
     if not path.is_file():
         raise DataError(f"cannot stream {str(path)!r}: no such file or folder")
-    kind = STREAM_SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"cannot stream {str(path)!r}: unknown file type "
-                        f"{path.suffix or '(none)'!r}; expected {', '.join(STREAM_SUFFIXES)} "
-                        "or a folder of IDX files")
+    kind = SOURCES[reader_for(path, "stream")]
     if kind is CsvSource:
         return CsvSource(path, label_column, schema=schema, **csv_options)
     if label_column is not None and kind is not NpySource:
@@ -291,7 +359,10 @@ def open_source(path, label_column: int | str | None = None, *,
         if schema is not None and schema.index_base is not None:
             return SvmlightSource(path, schema.n_features, schema.index_base == 0)
         return SvmlightSource(path)
-    return NpySource(path, label_column=None if label_column is None else int(label_column))
+    if kind is NpzSource:
+        return NpzSource(path)
+    return NpySource(path, label_column=None if label_column is None else int(label_column),
+                     schema=schema)
 
 
 # -- pass 1: the labels ---------------------------------------------------------------------------

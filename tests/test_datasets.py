@@ -38,9 +38,11 @@ from softmaxreg.io import (
     read_csv,
     read_idx,
     read_idx_folder,
+    read_npy,
     read_npz,
     read_svmlight,
 )
+from softmaxreg.io.dataset import DataSchema
 
 # From /work/shared/data/mnist/README.md, typed here independently of the library's registry.
 MNIST_SHA256 = {
@@ -670,6 +672,61 @@ def test_npz_not_an_archive(tmp_path):
         read_npz(tmp_path / "single.npy")
 
 
+def test_npy_holds_the_labels_in_its_last_column_or_the_one_named(tmp_path):
+    X = np.arange(12.0).reshape(4, 3)
+    y = np.array([2, 0, 1, 2])
+    np.save(tmp_path / "xy.npy", np.column_stack([X, y]))
+    ds = read_npy(tmp_path / "xy.npy")
+    np.testing.assert_array_equal(ds.X, X)
+    assert ds.y.dtype == np.int64 and ds.y.tolist() == [2, 0, 1, 2]
+    assert ds.label_column == 3 and ds.schema.label == 3 and not ds.pixels
+    np.save(tmp_path / "yx.npy", np.column_stack([y, X]))
+    for label_column in (0, "0", -4):
+        ds = load_dataset(tmp_path / "yx.npy", label_column=label_column)
+        np.testing.assert_array_equal(ds.X, X)
+        assert ds.y.tolist() == [2, 0, 1, 2] and ds.label_column == 0
+    schema = DataSchema(("x0", "x1", "x2"), named=False, label=0)
+    assert load_dataset(tmp_path / "yx.npy", schema=schema).y.tolist() == [2, 0, 1, 2]
+    np.save(tmp_path / "x.npy", X)  # the model's features alone: rows to predict
+    ds = load_dataset(tmp_path / "x.npy", schema=schema, require_labels=False)
+    assert ds.y is None
+    np.testing.assert_array_equal(ds.X, X)
+
+
+@pytest.mark.parametrize(
+    ("array", "options", "message"),
+    [
+        (np.column_stack([np.ones((3, 2)), [0.5, 1.0, 2.0]]), {},
+         r"column 2 holds 0.5, which is not a class label.*labels \(whole numbers\) in the "
+         r"last column.*--label-column"),
+        (np.array([[1.0, np.nan], [2.0, 1.0]]), {}, "column 1 holds nan, which is not a class"),
+        (np.array([[np.inf, 1.0], [2.0, 1.0]]), {}, "a feature contains NaN or infinity"),
+        (np.ones((3, 1)), {}, "a single column, no features beside the labels"),
+        (np.ones(3), {}, r"shape \(3,\).*one array \(n, d \+ 1\)"),
+        (np.array([["a", "b"]]), {}, "dtype <U1"),
+        (np.ones((2, 3)), {"label_column": 3}, "label column 3 is out of range: .* 3 columns"),
+        (np.ones((2, 3)), {"schema": DataSchema(("a", "b", "c"), named=True)},
+         "holds the model's 3 features but no label column, and scoring needs the labels"),
+        (np.ones((2, 5)), {"schema": DataSchema(("a", "b", "c"), named=True)},
+         "has 5 columns, but the model takes 3 features"),
+    ],
+)
+def test_npy_errors_state_the_layout(tmp_path, array, options, message):
+    np.save(tmp_path / "bad.npy", array)
+    with pytest.raises(DataError, match=message):
+        read_npy(tmp_path / "bad.npy", **options)
+
+
+def test_npy_that_is_not_one_array(tmp_path):
+    np.savez(tmp_path / "a.npz", X=np.ones((2, 2)), y=np.arange(2))
+    (tmp_path / "a.npz").rename(tmp_path / "archive.npy")
+    with pytest.raises(DataError, match="is an .npz archive, not a .npy file"):
+        read_npy(tmp_path / "archive.npy")
+    (tmp_path / "text.npy").write_text("hello")
+    with pytest.raises(DataError, match="is not a readable .npy file"):
+        load_dataset(tmp_path / "text.npy")
+
+
 def test_svmlight_round_trip_with_scikit_learn(tmp_path):
     from sklearn.datasets import dump_svmlight_file
 
@@ -716,7 +773,7 @@ def test_load_dataset_mnist(mnist_dir):
 
 def test_load_dataset_errors(tmp_path):
     expected = ("unknown dataset 'foo': expected mnist, digits, iris, wine, breast_cancer, or a "
-                "path to a .csv, .npz, .svmlight file or an IDX folder")
+                "path to a .csv, .npz, .npy, .svmlight file or an IDX folder")
     with pytest.raises(DataError) as err:
         load_dataset("foo")
     assert str(err.value) == expected
@@ -725,7 +782,7 @@ def test_load_dataset_errors(tmp_path):
     (tmp_path / "x.parquet").write_text("")
     with pytest.raises(DataError, match="unknown file type '.parquet'"):
         load_dataset(tmp_path / "x.parquet")
-    with pytest.raises(DataError, match="label_column applies to CSV files only"):
+    with pytest.raises(DataError, match="label_column applies to CSV and .npy files only"):
         load_dataset("iris", label_column=0)
 
 

@@ -19,13 +19,14 @@ from sklearn.model_selection import train_test_split
 from softmaxreg import SoftmaxRegression
 from softmaxreg.cli import main
 from softmaxreg.exceptions import DataError
-from softmaxreg.io import read_csv, read_idx_folder, read_svmlight
+from softmaxreg.io import DATA_SUFFIXES, load_dataset, read_csv, read_idx_folder, read_svmlight
 from softmaxreg.persistence import load_bundle
 from softmaxreg.preprocessing import Scaling
 from softmaxreg.streaming import (
     CsvSource,
     IdxSource,
     NpySource,
+    NpzSource,
     SvmlightSource,
     fit_stream,
     open_source,
@@ -106,6 +107,86 @@ def test_npy_chunks_with_a_label_column_or_a_labels_file(tmp_path):
     np.save(tmp_path / "short.npy", y[:-1])
     with pytest.raises(DataError, match="one label per row"):
         list(NpySource(tmp_path / "x.npy", labels=tmp_path / "short.npy").chunks())
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_npz_chunks_are_the_archive_stored_or_deflated(tmp_path, save):
+    """Rows come from the archive chunk by chunk, deflated or not: images flattened, uint8
+    features are pixels, X_test/y_test are the test part, feature names the schema's."""
+    rng = np.random.default_rng(5)
+    images, y = rng.integers(0, 256, (130, 3, 4), dtype=np.uint8), rng.integers(0, 3, 130)
+    save(tmp_path / "a.npz", X=images, y=y, X_test=images[:7], y_test=y[:7],
+         feature_names=np.array([f"p{j}" for j in range(12)]))
+    source = open_source(tmp_path / "a.npz")
+    assert isinstance(source, NpzSource) and source.pixels
+    Xc, yc, n_chunks = _concat(source, 50)
+    np.testing.assert_array_equal(Xc, images.reshape(130, 12))
+    np.testing.assert_array_equal(yc, y)
+    assert n_chunks == 3
+    Xt, yt, _ = _concat(source.test_part(), 50)
+    np.testing.assert_array_equal(Xt, images[:7].reshape(7, 12))
+    np.testing.assert_array_equal(yt, y[:7])
+    assert source.schema(12).feature_names == tuple(f"p{j}" for j in range(12))
+    assert source.test_part().test_part() is None
+
+
+def test_npz_in_fortran_order_and_damaged_members(tmp_path):
+    X, y = _problem(n=90)
+    np.savez(tmp_path / "f.npz", X=np.asfortranarray(X), y=y)  # read whole: no rows to read
+    np.testing.assert_array_equal(_concat(NpzSource(tmp_path / "f.npz"), 40)[0], X)
+    np.savez(tmp_path / "short.npz", X=X, y=y[:-1])
+    with pytest.raises(DataError, match="one label per row of X"):
+        NpzSource(tmp_path / "short.npz")
+    np.savez(tmp_path / "nan.npz", X=np.where(X > 2, np.nan, X), y=y)
+    with pytest.raises(DataError, match="X contains NaN or infinity"):
+        list(NpzSource(tmp_path / "nan.npz").raw_chunks(40))
+    np.savez(tmp_path / "none.npz", features=X, y=y)
+    with pytest.raises(DataError, match=r"has no array X; it holds \['features', 'y'\]"):
+        open_source(tmp_path / "none.npz")
+
+
+def test_every_file_type_is_read_whole_and_streamed_alike(tmp_path):
+    """The one table of suffixes: each file type load_dataset reads, open_source streams, to the
+    same rows and labels, both equal to the arrays written."""
+    X, y = _problem(n=120, d=4, seed=9)
+    writers = {
+        ".csv": lambda p: _write_csv(p, X, y),
+        ".tsv": lambda p: np.savetxt(p, np.column_stack([X, y]), delimiter="\t", fmt="%.17g"),
+        ".npz": lambda p: np.savez_compressed(p, X=X, y=y),
+        ".npy": lambda p: np.save(p, np.column_stack([X, y])),
+        **{s: (lambda p: dump_svmlight_file(X, y, str(p)))
+           for s in (".svm", ".svmlight", ".libsvm", ".txt")},
+    }
+    assert set(writers) == set(DATA_SUFFIXES)
+    for suffix, write in writers.items():
+        path = tmp_path / f"a{suffix}"
+        write(path)
+        whole = load_dataset(path)
+        Xs, ys, _ = _concat(open_source(path), 50)
+        for got_X, got_y in ((whole.X, whole.y), (Xs, ys)):
+            got_X = got_X.toarray() if sp.issparse(got_X) else got_X
+            np.testing.assert_allclose(got_X, X, rtol=1e-15, err_msg=suffix)
+            np.testing.assert_array_equal(got_y, y, err_msg=suffix)
+            assert got_y.dtype == np.int64, suffix
+
+
+def test_a_model_streamed_from_npy_is_evaluated_and_predicted_on_its_files(tmp_path, capsys):
+    """.npy with the labels in the last column: trained with --stream, the model scores the
+    same held-out rows in memory, and predicts from the features alone."""
+    X, y = _problem(n=400, seed=10)
+    np.save(tmp_path / "xy.npy", np.column_stack([X, y]))
+    np.save(tmp_path / "x.npy", X)
+    model = tmp_path / "m.npz"
+    assert main(["train", "--dataset", str(tmp_path / "xy.npy"), "--stream", "--quiet",
+                 "--epochs", "5", "--out", str(model)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--dataset", str(tmp_path / "xy.npy"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["n"] == 100  # the held-out quarter, as the streamed run held it out
+    assert main(["predict", str(model), str(tmp_path / "x.npy"), "--json"]) == 0
+    estimator, scaling, _ = load_bundle(model)
+    predicted = json.loads(capsys.readouterr().out)["predicted"]
+    assert predicted == estimator.predict(scaling.transform(X)).tolist()
 
 
 def test_idx_chunks_are_the_folder(tmp_path):
@@ -415,6 +496,18 @@ def test_peak_memory_does_not_grow_with_the_rows_npy(tmp_path):
     assert peaks[1] < 1.1 * peaks[0] + labels + 64 * 1024, peaks
     # the 64-chunk file is 64 chunks; the peak measured was 1.04 MB, 3.2 chunks: twice that
     assert peaks[1] < 6.4 * chunk_bytes, (peaks, chunk_bytes)
+
+
+def test_peak_memory_of_a_deflated_npz_is_a_few_chunks(tmp_path):
+    """np.savez_compressed's members are inflated as they are read, not whole (as np.load
+    would): the peak for 64 chunks is a few chunks, as for a .npy file."""
+    chunk_rows, d = 1000, 40
+    X, y = _problem(n=64 * chunk_rows, d=d, seed=6)
+    np.savez_compressed(tmp_path / "a.npz", X=X, y=y)
+    del X, y
+    peak = _peak_bytes(NpzSource(tmp_path / "a.npz"), chunk_rows)
+    chunk_bytes = chunk_rows * (d + 1) * 8
+    assert peak < 6.4 * chunk_bytes, (peak, chunk_bytes)  # the archive holds 64 chunks
 
 
 def test_peak_memory_does_not_grow_with_the_rows_csv(tmp_path):

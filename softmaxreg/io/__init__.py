@@ -1,4 +1,4 @@
-"""Data and files: data sets (MNIST, bundled sets, CSV, NPZ, svmlight, IDX) by name or path,
+"""Data and files: data sets (MNIST, bundled sets, CSV, NPZ, NPY, svmlight, IDX) by name or path,
 and the safe ``.npz`` reading and atomic writing that model files and checkpoints share.
 
 Every loader returns a :class:`Dataset` whose rows are examples (``X`` is ``n × d``). Every
@@ -8,33 +8,56 @@ message that names the file and says what is wrong.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..exceptions import DataError
 from .dataset import DataSchema, Dataset, PathLike, data_fingerprint, generated_names
 from .idx import find_idx_file, read_idx, read_idx_folder
 from .mnist import DEFAULT_MNIST_MIRRORS, load_mnist
-from .npz import atomic_write_bytes, json_safe, read_model_npz, read_npz, read_npz_arrays
+from .npz import (
+    atomic_write_bytes,
+    json_safe,
+    read_model_npz,
+    read_npy,
+    read_npz,
+    read_npz_arrays,
+)
 from .tabular import EMPTY_CHOICES, HEADER_CHOICES, read_csv, read_svmlight
 
 __all__ = ["BUNDLED", "DATA_SUFFIXES", "DEFAULT_MNIST_MIRRORS", "EMPTY_CHOICES",
            "HEADER_CHOICES", "DataSchema", "Dataset", "atomic_write_bytes", "data_fingerprint",
            "find_idx_file",
            "generated_names", "json_safe", "load_bundled", "load_dataset", "load_mnist",
-           "read_csv", "read_idx", "read_idx_folder", "read_model_npz", "read_npz",
-           "read_npz_arrays", "read_svmlight"]
+           "read_csv", "read_idx", "read_idx_folder", "read_model_npz", "read_npy", "read_npz",
+           "read_npz_arrays", "read_svmlight", "reader_for"]
 
 BUNDLED = ("digits", "iris", "wine", "breast_cancer")
-_READERS = {
+# The one table of data files by suffix: each is read whole by its reader here, and chunk by
+# chunk by the streaming source of that reader (softmaxreg.streaming), so both read every format.
+_READERS: dict[str, Callable[..., Dataset]] = {
     ".csv": read_csv,
     ".tsv": read_csv,
     ".npz": read_npz,
+    ".npy": read_npy,
     ".svm": read_svmlight,
     ".svmlight": read_svmlight,
     ".libsvm": read_svmlight,
     ".txt": read_svmlight,
 }
 DATA_SUFFIXES = tuple(_READERS)  # the data files load_dataset reads (and folders of IDX files)
+
+
+def reader_for(path: PathLike, doing: str = "load") -> Callable[..., Dataset]:
+    """The reader of the data file ``path``, by its suffix; DataError for a suffix that none
+    reads (``doing``: what the caller does with the file, for the message)."""
+    suffix = Path(path).suffix
+    reader = _READERS.get(suffix.lower())
+    if reader is None:
+        raise DataError(f"cannot {doing} {str(path)!r}: unknown file type "
+                        f"{suffix or '(none)'!r}; expected {', '.join(_READERS)} or a folder of "
+                        "IDX files")
+    return reader
 
 
 def load_bundled(name: str) -> Dataset:
@@ -56,14 +79,16 @@ def load_dataset(spec: PathLike, *, label_column: int | str | None = None,
                  header: str = "auto", empty: str = "error",
                  require_labels: bool = True) -> Dataset:
     """Load a data set by name ("mnist", "digits", "iris", "wine", "breast_cancer") or path
-    (.csv/.tsv, .npz, .svm/.svmlight/.libsvm/.txt, or a folder of IDX files).
+    (.csv/.tsv, .npz, .npy, .svm/.svmlight/.libsvm/.txt, or a folder of IDX files).
 
     Names win over paths: write "./mnist" for a folder called mnist. ``data_dir`` is where
-    MNIST's files are (see :func:`load_mnist`); ``label_column``, ``header`` and ``empty``
-    apply to CSV files only (see :func:`read_csv`). ``schema``: the columns a model was trained
-    on; the features come out in its order, matched by name where both sides have names, by
-    position otherwise (:meth:`Dataset.conform`). ``require_labels=False``: rows without labels
-    are accepted (a CSV without the label column, an .npz without ``y``), with ``y`` None.
+    MNIST's files are (see :func:`load_mnist`); ``label_column`` applies to CSV files (see
+    :func:`read_csv`) and .npy files (an index: see :func:`read_npy`, whose labels are the
+    last column by default), ``header`` and ``empty`` to CSV files only. ``schema``: the
+    columns a model was trained on; the features come out in its order, matched by name where
+    both sides have names, by position otherwise (:meth:`Dataset.conform`).
+    ``require_labels=False``: rows without labels are accepted (a CSV without the label column,
+    an .npz without ``y``, a .npy of the model's features alone), with ``y`` None.
     """
     text = str(spec)
     key = text.strip().lower().replace("-", "_")
@@ -81,24 +106,25 @@ def load_dataset(spec: PathLike, *, label_column: int | str | None = None,
     if not path.is_file():
         raise DataError(
             f"unknown dataset {text!r}: expected mnist, digits, iris, wine, breast_cancer, or a "
-            "path to a .csv, .npz, .svmlight file or an IDX folder"
+            "path to a .csv, .npz, .npy, .svmlight file or an IDX folder"
         )
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise DataError(f"cannot load {text!r}: unknown file type {path.suffix!r}; expected "
-                        f"{', '.join(_READERS)} or a folder of IDX files")
+    reader = reader_for(text)
     if reader is read_csv:
         return read_csv(path, label_column, header=header, empty=empty, schema=schema,
                         require_labels=require_labels)
-    _csv_only(label_column, header, empty, text)
-    ds = (read_npz(path, require_labels=require_labels) if reader is read_npz
-          else read_svmlight(path, schema=schema))
+    _csv_only(None if reader is read_npy else label_column, header, empty, text)
+    if reader is read_npy:
+        ds = read_npy(path, label_column, schema=schema, require_labels=require_labels)
+    elif reader is read_npz:
+        ds = read_npz(path, require_labels=require_labels)
+    else:
+        ds = read_svmlight(path, schema=schema)
     return ds if schema is None else ds.conform(schema)
 
 
 def _csv_only(label_column: int | str | None, header: str, empty: str, spec: str) -> None:
     if label_column is not None:
-        raise DataError(f"label_column applies to CSV files only, not to {spec!r}")
+        raise DataError(f"label_column applies to CSV and .npy files only, not to {spec!r}")
     if (header, empty) != ("auto", "error"):
         raise DataError(f"header and empty-cell options apply to CSV files only, not to "
                         f"{spec!r}")

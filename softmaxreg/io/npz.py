@@ -1,5 +1,9 @@
-"""``.npz`` archives read without pickle (data sets, model files, checkpoints), and the helpers
-that write model files and checkpoints: an atomic write and a JSON-safe conversion.
+"""NumPy's files read without pickle: ``.npz`` archives (data sets, model files, checkpoints) and
+``.npy`` arrays of examples; and the helpers that write model files and checkpoints: an atomic
+write and a JSON-safe conversion.
+
+Both data formats are read whole (:func:`read_npz`, :func:`read_npy`) or a chunk of rows at a
+time (:func:`npz_rows`, :func:`open_npy`, for :mod:`softmaxreg.streaming`), by the same checks.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import tempfile
 import tokenize
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +25,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import DataError, ModelFileError, SoftmaxRegError
-from .dataset import Dataset, PathLike
+from .dataset import DataSchema, Dataset, PathLike
 from .schema import MAX_METADATA_CHARS
+from .tabular import integer_labels
 
 # Deflate cannot expand data more than 1032-fold, so s compressed bytes hold at most 1032·s
 # bytes: a size claiming more is rejected before anything is decompressed.
@@ -45,22 +51,34 @@ def read_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
         raise DataError(f"cannot open {path}: no such file")
     arrays = read_npz_arrays(path, lambda problem: DataError(f"{path}: {problem}"),
                              names=_NPZ_KEYS, what=".npz file")
-    missing = [key for key in ("X", "y")[: 2 if require_labels else 1] if key not in arrays]
-    if missing:
-        with zipfile.ZipFile(path) as zf:
-            held = sorted(name.removesuffix(".npy") for name in zf.namelist())
-        raise DataError(f"{path} has no array {' or '.join(missing)}; it holds "
-                        f"{held}; save with np.savez(path, X=X, y=y)")
+    require_npz_members(path, arrays, ("X", "y")[: 2 if require_labels else 1])
     X, image_shape = _npz_features(arrays["X"], "X", path)
     X_test = y_test = None
     if "X_test" in arrays or "y_test" in arrays:
         if "X_test" not in arrays or "y_test" not in arrays:
             raise DataError(f"{path} has only one of X_test and y_test; give both or neither")
         X_test, _ = _npz_features(arrays["X_test"], "X_test", path)
-        y_test = _npz_labels(arrays["y_test"], "y_test", path)
-    y = _npz_labels(arrays["y"], "y", path) if "y" in arrays else None
+        y_test = npz_labels(arrays["y_test"], "y_test", path)
+    y = npz_labels(arrays["y"], "y", path) if "y" in arrays else None
     return Dataset(X, y, X_test, y_test, name=path.stem, pixels=X.dtype == np.uint8,
                    image_shape=image_shape, feature_names=_npz_names(arrays, X.shape[1], path))
+
+
+def require_npz_members(path: Path, held: Sequence[str], names: Sequence[str]) -> None:
+    """DataError unless the archive ``path``, which holds the arrays ``held``, has ``names``."""
+    missing = [key for key in names if key not in held]
+    if missing:
+        with zipfile.ZipFile(path) as zf:
+            every = sorted(name.removesuffix(".npy") for name in zf.namelist())
+        raise DataError(f"{path} has no array {' or '.join(missing)}; it holds "
+                        f"{every}; save with np.savez(path, X=X, y=y)")
+
+
+def npz_feature_names(path: Path, d: int) -> list[str] | None:
+    """The archive's optional ``feature_names`` (d strings), or None."""
+    arrays = read_npz_arrays(path, lambda problem: DataError(f"{path}: {problem}"),
+                             names=("feature_names",), what=".npz file")
+    return _npz_names(arrays, d, path)
 
 
 def _npz_names(arrays: dict[str, NDArray[Any]], d: int, path: Path) -> list[str] | None:
@@ -76,24 +94,127 @@ def _npz_names(arrays: dict[str, NDArray[Any]], d: int, path: Path) -> list[str]
 
 def _npz_features(X: NDArray[Any], key: str, path: Path) -> tuple[NDArray[Any], Any]:
     """Check a feature array's type; flatten images (n, h, w) to (n, h·w)."""
-    if X.dtype.kind not in "biuf":
-        raise DataError(f"{path}: {key} has dtype {X.dtype}; expected numbers")
+    image_shape = feature_shape(X.shape, X.dtype, key, path)
+    check_finite(X, key, path)
+    return (X if image_shape is None else X.reshape(len(X), -1)), image_shape
+
+
+def feature_shape(shape: tuple[int, ...], dtype: np.dtype, key: str, path: Path
+                   ) -> tuple[int, int] | None:
+    """The image shape (h, w) of features of ``shape`` (n, h, w), None for (n, d); DataError
+    for any other shape, or for a dtype that is not numbers."""
+    if dtype.kind not in "biuf":
+        raise DataError(f"{path}: {key} has dtype {dtype}; expected numbers")
+    if len(shape) == 3:
+        return int(shape[1]), int(shape[2])
+    if len(shape) != 2:
+        raise DataError(f"{path}: {key} has shape {shape}; expected (n, d) or images "
+                        "(n, h, w)")
+    return None
+
+
+def check_finite(X: NDArray[Any], key: str, path: Path) -> None:
     if X.dtype.kind == "f" and not np.isfinite(X).all():
         raise DataError(f"{path}: {key} contains NaN or infinity")
-    if X.ndim == 3:
-        return X.reshape(len(X), -1), (int(X.shape[1]), int(X.shape[2]))
-    if X.ndim != 2:
-        raise DataError(f"{path}: {key} has shape {X.shape}; expected (n, d) or images "
-                        "(n, h, w)")
-    return X, None
 
 
-def _npz_labels(y: NDArray[Any], key: str, path: Path) -> NDArray[Any]:
+def npz_labels(y: NDArray[Any], key: str, path: Path) -> NDArray[Any]:
     """Labels must be integers, booleans, finite floats or strings (not dates, bytes, ...)."""
     if y.dtype.kind not in "biufU" or (y.dtype.kind == "f" and not np.isfinite(y).all()):
         raise DataError(f"{path}: {key} has dtype {y.dtype} or non-finite values; expected "
                         "integer, finite float or string labels")
     return y
+
+
+# -- .npy arrays ---------------------------------------------------------------------------------
+NPY_LAYOUT = ("a .npy data file holds one array (n, d + 1) of numbers: d features, then the "
+              "labels (whole numbers) in the last column, or in the column that --label-column "
+              "(label_column=) gives by index")
+
+
+def read_npy(path: PathLike, label_column: int | str | None = None, *,
+             schema: DataSchema | None = None, require_labels: bool = True) -> Dataset:
+    """Read a ``.npy`` file of examples: one array (n, d + 1) of numbers, the d features and,
+    in its last column, the labels.
+
+    ``label_column``: the index of the label column instead (negative counts from the end).
+    The labels must be whole numbers (``3.0`` becomes the integer 3); a column of other
+    values is refused, as it cannot hold classes. ``schema``: the columns of the model the rows
+    are for (by position); then the array may hold the model's d features alone (``y`` None),
+    with ``require_labels=False``. Features may be any numbers, but not NaN or infinity.
+    Streaming reads the same files the same way (:class:`softmaxreg.streaming.NpySource`).
+    """
+    path = Path(path)
+    data = open_npy(path)
+    features, label = npy_layout(data, path, label_column, schema, require_labels)
+    X = np.array(data[:, features])
+    check_finite(X, "a feature", path)
+    y = None if label is None else npy_labels(np.array(data[:, label]), path, label)
+    return Dataset(X, y, name=path.stem, label_column=label)
+
+
+def open_npy(path: Path) -> NDArray[Any]:
+    """The array of the ``.npy`` file ``path``, memory-mapped: rows are read when used."""
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, SyntaxError, tokenize.TokenError) as exc:  # a bad header
+        raise DataError(f"{path} is not a readable .npy file ({exc})") from exc
+    if not isinstance(data, np.ndarray):  # np.load opens an .npz archive whatever its name
+        data.close()
+        raise DataError(f"{path} is an .npz archive, not a .npy file: name it .npz")
+    return data
+
+
+def npy_layout(data: NDArray[Any], path: Path, label_column: int | str | None = None,
+               schema: DataSchema | None = None, require_labels: bool = True
+               ) -> tuple[NDArray[np.intp], int | None]:
+    """(feature columns, label column or None) of the array ``data`` (n, c) of a ``.npy`` file
+    (:func:`read_npy`): ``label_column``, else the model's (``schema``: none when the array
+    has just the model's d columns), else the last column."""
+    if data.ndim != 2 or data.dtype.kind not in "biuf":
+        raise DataError(f"{path} holds an array of shape {data.shape} and dtype {data.dtype}; "
+                        f"{NPY_LAYOUT}")
+    c = data.shape[1]
+    if label_column is None and schema is not None:
+        label = _schema_npy_label(c, path, schema)
+    else:
+        label = c - 1 if label_column is None else int(label_column)
+        if not -c <= label < c:
+            raise DataError(f"label column {label} is out of range: {path} has {c} columns")
+        if c < 2:
+            raise DataError(f"{path} has a single column, no features beside the labels; "
+                            f"{NPY_LAYOUT}")
+        label %= c
+    if label is None and require_labels:
+        raise DataError(f"{path} holds the model's {c} features but no label column, and "
+                        f"scoring needs the labels; {NPY_LAYOUT}")
+    columns = np.arange(c)
+    return (columns if label is None else np.delete(columns, label)), label
+
+
+def _schema_npy_label(c: int, path: Path, schema: DataSchema) -> int | None:
+    """The label column of an array of c columns read for a model with ``schema``."""
+    d = schema.n_features
+    if c == d:
+        return None
+    if c != d + 1:
+        raise DataError(f"{path} has {c} columns, but the model takes {d} features (and, for "
+                        "scoring, a label column)")
+    return schema.label % c if isinstance(schema.label, int) else c - 1
+
+
+def npy_labels(values: NDArray[Any], path: Path, column: int) -> NDArray[Any]:
+    """The labels ``values`` (n,) of column ``column`` of a ``.npy`` file: integers as they are,
+    whole floats as int64; DataError for any other number (``0.37``, NaN): not classes."""
+    if values.dtype.kind != "f":
+        return values
+    typed = integer_labels(values)
+    if typed is values:
+        odd = values[~(np.isfinite(values) & (values == np.round(values)))]
+        shown = float(odd[0] if odd.size else values.max())
+        raise DataError(f"{path}: column {column} holds {shown!r}, which is not a class label "
+                        f"(the labels are whole numbers); {NPY_LAYOUT}")
+    return typed
 
 
 # -- any archive ----------------------------------------------------------------------------------
@@ -108,18 +229,69 @@ def read_npz_arrays(path: Path, fail: Callable[[str], Exception],
     header (``shape (10¹²,)``) and no directory entry can make the reader allocate more than the
     file can hold. ``fail(problem)`` builds the caller's error (DataError, ModelFileError).
     """
+    with _archive(path, fail, what) as (zf, infos):
+        wanted = [n for n in (infos if names is None else names) if n in infos]
+        size = path.stat().st_size
+        for name in wanted:
+            _check_npy_member(zf, infos[name], size, fail)
+        return {name: _read_npy_member(zf, infos[name]) for name in wanted}
+
+
+def npz_members(path: Path, names: Sequence[str]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The (shape, dtype) of each array of ``names`` that the archive ``path`` holds, from its
+    header, checked as :func:`read_npz_arrays` checks it; nothing is expanded."""
+    def fail(problem: str) -> DataError:
+        return DataError(f"{path}: {problem}")
+
+    with _archive(path, fail, ".npz file") as (zf, infos):
+        size = path.stat().st_size
+        return {name: _check_npy_member(zf, infos[name], size, fail)[:2]
+                for name in names if name in infos}
+
+
+def npz_rows(path: Path, name: str, chunk_rows: int) -> Iterator[NDArray[Any]]:
+    """The array ``name`` of the archive ``path``, ``chunk_rows`` rows (along its first axis) at
+    a time, checked as :func:`read_npz_arrays` checks it.
+
+    Each member is decompressed as it is read: a deflated one (``np.savez_compressed``) costs
+    the time to inflate it again on every pass, not the memory to hold it. A member in Fortran
+    order (a transposed array saved as it was) has no rows to read one after the other: it is
+    read whole, on every pass; save ``np.ascontiguousarray(X)`` to stream it.
+    """
+    def fail(problem: str) -> DataError:
+        return DataError(f"{path}: {problem}")
+
+    with _archive(path, fail, ".npz file") as (zf, infos):
+        info = infos[name]
+        shape, dtype, fortran, header = _check_npy_member(zf, info, path.stat().st_size, fail)
+        if fortran:
+            whole = _read_npy_member(zf, info)
+            for a in range(0, shape[0], chunk_rows):
+                yield whole[a: a + chunk_rows]
+            return
+        row_bytes = math.prod(shape[1:]) * dtype.itemsize
+        with zf.open(info) as member:
+            member.read(header)
+            for a in range(0, shape[0], chunk_rows):
+                m = min(chunk_rows, shape[0] - a)
+                data = member.read(m * row_bytes)
+                if len(data) != m * row_bytes:
+                    raise fail(f"member {info.filename!r} ends before its {shape[0]} rows")
+                yield np.frombuffer(data, dtype).reshape(m, *shape[1:])
+
+
+@contextmanager
+def _archive(path: Path, fail: Callable[[str], Exception], what: str
+             ) -> Iterator[tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]]:
+    """The open archive and its members by array name; every error a damaged archive raises
+    inside the block becomes ``fail(...)``."""
     with open(path, "rb") as file:
         if file.read(6) == b"\x93NUMPY":
             raise fail("holds a single array (.npy format); expected a .npz archive with "
                        "arrays X and y, e.g. np.savez(path, X=X, y=y)")
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
-            wanted = [n for n in (infos if names is None else names) if n in infos]
-            size = path.stat().st_size
-            for name in wanted:
-                _check_npy_member(zf, infos[name], size, fail)
-            return {name: _read_npy_member(zf, infos[name]) for name in wanted}
+            yield zf, {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
     except SoftmaxRegError:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError,
@@ -128,8 +300,10 @@ def read_npz_arrays(path: Path, fail: Callable[[str], Exception],
 
 
 def _check_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: int,
-                      fail: Callable[[str], Exception]) -> None:
-    """Raise ``fail(...)`` unless ``info`` is a plain .npy whose sizes agree (see above)."""
+                      fail: Callable[[str], Exception]
+                      ) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """(shape, dtype, Fortran order, header bytes) of the member ``info``; ``fail(...)`` unless
+    it is a plain .npy whose sizes agree (see :func:`read_npz_arrays`)."""
     name = info.filename
     if info.compress_type not in _NPZ_METHODS or info.flag_bits & 0x1:
         raise fail(f"member {name!r} is encrypted or uses compression method "
@@ -147,7 +321,7 @@ def _check_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: 
         if version not in _NPY_HEADER_READERS:
             raise fail(f"member {name!r} is in .npy format {version}, which is not read")
         try:
-            shape, _, dtype = _NPY_HEADER_READERS[version](member)
+            shape, fortran, dtype = _NPY_HEADER_READERS[version](member)
         except (ValueError, SyntaxError, tokenize.TokenError) as exc:  # numpy parses it as Python
             raise fail(f"member {name!r} has a malformed .npy header "
                        f"({type(exc).__name__}: {str(exc)[:200]})") from None
@@ -159,6 +333,7 @@ def _check_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: 
     if min(shape, default=0) < 0 or header + nbytes != info.file_size:
         raise fail(f"member {name!r} has a header for {shape} {dtype} ({nbytes} bytes) but "
                    f"holds {info.file_size - header} bytes")
+    return shape, dtype, fortran, header
 
 
 def _read_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> NDArray[Any]:
