@@ -33,7 +33,7 @@ from .estimators import (
 )
 from .exceptions import DataError, ModelFileError
 from .gradcheck import LayerError, gradcheck, random_problem
-from .io import DATA_SUFFIXES, DataSchema, Dataset, data_fingerprint, load_dataset
+from .io import BUNDLED, DATA_SUFFIXES, DataSchema, Dataset, data_fingerprint, load_dataset
 from .io.schema import EPOCHS, MAX_LAYERS, MODEL, OBJECTIVE, SchemaError, parse_json, unique_names
 from .io.schema import check as check_schema
 from .optim import SCHEDULES
@@ -291,11 +291,11 @@ def make_estimator(settings: TrainSettings, n_train: int):
     network = settings.model == "network"
     solver = settings.solver or default_solver(settings.model)
     common = dict(solver=solver, max_iter=_max_iter(settings, solver, n_train),
-                  random_state=settings.seed, batch_size=settings.batch_size,
-                  learning_rate_init=settings.lr, learning_rate=settings.schedule,
-                  early_stopping=settings.early_stopping,
-                  validation_fraction=settings.val_fraction or 0.1,
-                  verbose=int(settings.progress))
+                  random_state=settings.seed, verbose=int(settings.progress))
+    if solver in MINIBATCH_SOLVERS:  # the others keep the estimator's defaults: not used
+        common.update(batch_size=settings.batch_size, learning_rate_init=settings.lr,
+                      learning_rate=settings.schedule, early_stopping=settings.early_stopping,
+                      validation_fraction=settings.val_fraction or 0.1)
     if network:
         return SoftmaxNetwork(hidden_layer_sizes=tuple(settings.hidden),
                               activation=settings.activation, alpha=settings.alpha, **common)
@@ -396,7 +396,7 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
     start = time.perf_counter()
     with checkpointer or contextlib.nullcontext():
         _fit(estimator, X_train, split.y_train, dask)
-    report = _report(ds.name or settings.dataset, settings, estimator,
+    report = _report(_shown(settings.dataset), settings, estimator,
                      time.perf_counter() - start,  # before the metrics: the fit alone
                      _summary(metrics(estimator, X_train, split.y_train)))
     report.update(label, **_stopped_early(estimator))
@@ -410,7 +410,8 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
         report["validation"] = {"accuracy": history.val_accuracy[-1],
                                 "log_loss": history.val_loss[-1]}
     if out is not None:
-        _save_run(out, estimator, scaling, report, ds.image_shape, _run_settings(settings),
+        _save_run(out, estimator, scaling, report, ds.image_shape,
+                  _model_record(settings, estimator.solver),
                   schema=ds.schema, data_sha256=data_fingerprint(split.X_train, split.y_train))
     return TrainResult(estimator, scaling, report, ds)
 
@@ -475,9 +476,10 @@ def _report(dataset: str, settings: TrainSettings, estimator, seconds: float, tr
 def _save_run(out, estimator, scaling, report: dict, image_shape, training: dict, *,
               schema=None, **extra):
     """The model file of a run: the estimator, its scaling, the data's schema (columns and
-    label, see :class:`~softmaxreg.io.DataSchema`), the settings and the report."""
+    label, see :class:`~softmaxreg.io.DataSchema`), the settings (``training``: see
+    :func:`_model_record`) and the report."""
     save(estimator, out, scaling=scaling, schema=schema, metadata={
-        "dataset": report["dataset"], "image_shape": image_shape, "training": training,
+        "dataset": training["dataset"], "image_shape": image_shape, "training": training,
         "metrics": {k: report[k] for k in ("train", "validation", "test") if k in report},
         "fit_seconds": report["fit_seconds"], **extra})
 
@@ -551,7 +553,7 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
     seconds = time.perf_counter() - start
     trained, held = stream_metrics(estimator, source, scaling, chunk_rows, labels=stats.labels,
                                    held_out=held_out)
-    report = _report(_stream_name(settings, source), settings, estimator, seconds, trained)
+    report = _report(_shown(settings.dataset), settings, estimator, seconds, trained)
     report.update(label)
     if held is not None:
         report["test"] = held
@@ -560,7 +562,7 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
     if out is not None:
         stream = {"chunk_rows": chunk_rows, "n": stats.n}
         _save_run(out, estimator, scaling, report, None,
-                  {**_run_settings(settings), "stream": stream},
+                  {**_model_record(settings, settings.solver), "stream": stream},
                   schema=source.schema(stats.moments.n_features))
     return TrainResult(estimator, scaling, report, None)
 
@@ -605,14 +607,6 @@ def _stream_test_source(settings: TrainSettings, source):
         with contextlib.suppress(DataError):  # a folder without t10k files has no test part
             return IdxSource(source.path, "t10k")
     return None
-
-
-def _stream_name(settings: TrainSettings, source) -> str:
-    """The data set's name as :func:`train` reports it: "mnist", a file's stem, a folder's
-    name."""
-    if settings.dataset.strip().lower() == "mnist":
-        return "mnist"
-    return source.path.name if source.path.is_dir() else source.path.stem
 
 
 def _check_fits(estimator, n_features: int, n_classes: int) -> None:
@@ -708,6 +702,46 @@ def _run_settings(settings: TrainSettings) -> dict:
     return {k: v for k, v in asdict(settings).items() if k != "progress"}
 
 
+def _model_record(settings: TrainSettings, solver: str) -> dict:
+    """The settings of a run as its model file records them: the solver it used, none that it
+    did not use (:func:`inapplicable`), and its data by name or absolute path
+    (:func:`_recorded`), so that the file finds them from any folder."""
+    skipped = inapplicable(settings.model, solver)
+    record = {k: v for k, v in _run_settings(settings).items() if k not in skipped}
+    record.update(solver=solver, dataset=_recorded(settings.dataset),
+                  test=_recorded(settings.test), data_dir=settings.data_dir and
+                  os.path.abspath(settings.data_dir))
+    return record
+
+
+def _named(spec) -> bool:
+    """Whether ``spec`` names MNIST or a bundled set, which win over paths (see
+    :func:`~softmaxreg.io.load_dataset`)."""
+    return _key(spec) in ("mnist", *BUNDLED)
+
+
+def _key(spec) -> str:
+    return str(spec).strip().lower().replace("-", "_")
+
+
+def _shown(spec) -> str:
+    """A data set as a run's report names it: "wine", or the file "wine.csv" as given."""
+    return _key(spec) if _named(spec) else str(spec)
+
+
+def _recorded(spec) -> str | None:
+    """A data set as a model file records it: "wine", or the absolute path of a file or folder
+    (so that a file "wine.csv" is never taken for the bundled set "wine")."""
+    if spec is None:
+        return None
+    return _key(spec) if _named(spec) else os.path.abspath(spec)
+
+
+def _same_data(a, b) -> bool:
+    """Whether the data sets ``a`` and ``b`` (names or paths) are the same by name or path."""
+    return a is not None and b is not None and _recorded(a) == _recorded(b)
+
+
 def _checkpointer(settings: TrainSettings, estimator, path, every: int, resume):
     """The checkpoint hooks of a run, or None when it asks for no checkpoints."""
     if path is None and resume is None:
@@ -788,7 +822,7 @@ def _evaluation_part(dataset: str, meta: dict, label_column=None, data_dir=None,
     else the training's ``data_dir`` if that folder still exists, else the cache.
     """
     training = meta.get("training") or {}
-    if (header, empty) == ("auto", "error") and training.get("dataset") == dataset:
+    if (header, empty) == ("auto", "error") and _same_data(training.get("dataset"), dataset):
         header, empty = training.get("header", header), training.get("empty", empty)
     options = {"header": header, "empty": empty} if (header, empty) != ("auto", "error") else {}
     ds = load_dataset(dataset, label_column=label_column, data_dir=_data_dir(data_dir, training),
@@ -801,7 +835,7 @@ def _evaluation_part(dataset: str, meta: dict, label_column=None, data_dir=None,
             "the model file does not say which data it was trained on: these rows may "
             "include its training rows")
         return whole
-    same = training.get("dataset") == dataset
+    same = _same_data(training.get("dataset"), dataset)
     if training.get("test") is None:  # trained on a hold-out split of its data set
         part = _training_split(ds, training) if same or meta.get("data_sha256") else None
         if part is not None and (same or _same_rows(meta, part.X_train, part.y_train)):
@@ -953,7 +987,7 @@ def _data_figures(estimator, scaling, meta: dict, model: str, dataset, data_dir)
     training data set, whose failure to load then skips both instead of failing the rest)."""
     from . import plots
 
-    # the training data set as it was given (a CSV's path; "dataset" holds only its name)
+    # the training data set: a bundled set's name, or a file's absolute path
     named = dataset or (meta.get("training") or {}).get("dataset") or meta.get("dataset")
     if not named:
         return dict.fromkeys(FIGURES[2:], "no data set to score: give one with --dataset")

@@ -1,6 +1,7 @@
 """The command line end to end: defaults, every subcommand, and one clear line for bad input."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -383,7 +384,6 @@ def test_outputs_that_would_replace_an_input_are_refused_before_training(tmp_pat
 
 
 def test_written_files_honour_the_umask_and_keep_a_replaced_files_mode(tmp_path, capsys):
-    import os
     import stat
 
     from softmaxreg.io import atomic_write_bytes
@@ -749,7 +749,6 @@ def test_the_epochs_help_states_the_stopping_rule_that_fits_follow(iris_csv):
 def _train_iris(stderr, leader=None) -> tuple[int, str, bytes]:
     """(exit status, stdout, what the terminal ``leader`` received) of `softmaxreg train
     --dataset iris` whose stderr is ``stderr``."""
-    import os
     import select
 
     argv = [sys.executable, "-m", "softmaxreg", "train", "--dataset", "iris"]
@@ -768,7 +767,6 @@ def test_no_progress_frames_when_stderr_is_not_a_terminal(tmp_path):
     """`softmaxreg train 2>log` wrote every frame of the bar into the log; a terminal still
     gets the bar, and stdout the summary either way."""
     import fcntl
-    import os
     import pty
     import struct
     import termios
@@ -786,6 +784,67 @@ def test_no_progress_frames_when_stderr_is_not_a_terminal(tmp_path):
         os.close(leader)
     assert code == 0 and "test       accuracy" in out
     assert b"SoftmaxRegression" in shown and b"\r" in shown
+
+
+@pytest.fixture(scope="module")
+def wine_csv(tmp_path_factory):
+    """wine as a CSV file, wine.csv, whose label column 'cultivar' holds text."""
+    frame = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
+    frame["cultivar"] = np.array(["a", "b", "c"])[frame["cultivar"]]
+    path = tmp_path_factory.mktemp("w") / "wine.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+RUN_SETTINGS = {"dataset", "test", "model", "solver", "epochs", "seed", "val_fraction", "scale",
+                "label_column", "header", "empty", "test_fraction", "data_dir"}  # every run's
+
+
+@pytest.mark.parametrize("argv, used", [
+    ([], {"C"}),
+    (["--solver", "adam", "--epochs", "2"], {"C", "batch_size", "lr", "schedule",
+                                             "early_stopping"}),
+    (["--model", "network", "--hidden", "3", "--epochs", "2"],
+     {"hidden", "activation", "alpha", "batch_size", "lr", "schedule", "early_stopping"}),
+    (["--model", "network", "--solver", "lbfgs", "--hidden", "3", "--epochs", "2"],
+     {"hidden", "activation", "alpha"}),
+], ids=["softmax lbfgs", "softmax adam", "network adam", "network lbfgs"])
+def test_a_model_file_records_the_settings_its_run_used(tmp_path, capsys, wine_csv, argv, used):
+    model = tmp_path / "m.npz"
+    assert main(["train", "--dataset", str(wine_csv), "--quiet", "--out", str(model),
+                 *argv]) == 0
+    estimator, _, meta = load_bundle(model)
+    training = meta["training"]
+    assert set(training) == RUN_SETTINGS | used
+    assert training["solver"] == ("adam" if "adam" in argv or "--solver" not in argv and
+                                  "network" in argv else "lbfgs")
+    if "schedule" not in used:  # the schedule the CLI did not apply is not in the params either
+        assert estimator.learning_rate == type(estimator)().learning_rate
+
+
+def test_a_model_file_finds_its_data_from_any_folder(tmp_path, capsys, monkeypatch, wine_csv):
+    """The data are recorded by absolute path: `plot` and `evaluate` from another folder use
+    them; a file wine.csv is not recorded as the bundled set 'wine'."""
+    monkeypatch.chdir(wine_csv.parent)
+    model = tmp_path / "w" / "model.npz"
+    model.parent.mkdir()
+    assert main(["train", "--dataset", "wine.csv", "--quiet", "--out", str(model)]) == 0
+    assert "softmax on wine.csv:" in capsys.readouterr().out  # as given
+    meta = load_bundle(model)[2]
+    assert meta["dataset"] == meta["training"]["dataset"] == str(wine_csv.resolve())
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["plot", str(model), "--out", "figs"]) == 0
+    out = capsys.readouterr().out
+    assert "figs/confusion_matrix.png" in out.splitlines() and "skipped confusion" not in out
+    relative = os.path.relpath(wine_csv, elsewhere)  # another spelling of the same file
+    assert main(["evaluate", str(model), "--dataset", relative, "--json"]) == 0
+    _, test = train_test_split(np.arange(178), test_size=0.25, random_state=0,
+                               stratify=load_wine().target)  # the training's hold-out, rebuilt
+    assert json.loads(capsys.readouterr().out)["n"] == len(test)
+    assert main(["train", "--dataset", "wine", "--quiet", "--out", str(model)]) == 0
+    assert load_bundle(model)[2]["dataset"] == "wine"  # the bundled set, by its name
 
 
 def test_small_messages(capsys):

@@ -88,7 +88,7 @@ def _refused(path: Path, match: str = ""):
     ("history", {"loss": [math.nan], "accuracy": [], "val_loss": [], "val_accuracy": []},
      "history"),
     ("training", [1, 2], "training"),
-    ("training", {"dataset": 5}, "training: has no model, hidden"),
+    ("training", {"dataset": 5}, "training: has no model, seed"),
     ("training", {**_meta("digits")["training"], "dataset": 5}, "training.dataset"),
     ("metrics", {"test": {"accuracy": 7}}, r"metrics.test.accuracy"),
     ("layer_sizes", [64, 2**31 - 1], "params must be a float vector of 139586437055"),

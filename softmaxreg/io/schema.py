@@ -322,8 +322,8 @@ TRAINING_FIELDS: dict[str, Spec] = {
     "data_dir": optional(NAME),
     "stream": Obj({"chunk_rows": SIZE, "n": Int(0)}, required=("chunk_rows", "n")),
 }
-TRAINING = Obj(TRAINING_FIELDS, required=("dataset", "model", "hidden", "batch_size", "seed"),
-               extra=AnyJson())
+TRAINING = Obj(TRAINING_FIELDS, required=("dataset", "model", "seed"),  # a model file keeps
+               extra=AnyJson())                              # only the settings its run used
 
 _SCORES = Obj({"accuracy": Real(0.0, 1.0), "log_loss": Real(0.0, infinite=True), "n": Int(0)},
               extra=AnyJson())
