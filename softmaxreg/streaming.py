@@ -33,6 +33,7 @@ import contextlib
 import io
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ from numpy.typing import NDArray
 from .estimators import SoftmaxRegression
 from .exceptions import DataError
 from .io import read_csv, read_npy, read_npz, read_svmlight, reader_for
-from .io.dataset import DataSchema, generated_names
+from .io.dataset import DataSchema, check_default_labels, generated_names, label_column_hint
 from .io.idx import open_idx, read_idx_rows, require_idx_file
 from .io.npz import (
     check_finite,
@@ -99,6 +100,11 @@ class Source:
         by default ``n_features`` generated names."""
         return DataSchema(tuple(generated_names(n_features)), named=False)
 
+    def label_choice(self) -> tuple[str | int | None, str | None]:
+        """(the label column, by name or index, or None when the labels are not a column of the
+        file; why it was taken when no one named it, else None)."""
+        return None, None
+
     def test_part(self) -> Source | None:
         """The source's own test rows (an IDX folder's ``t10k`` files, an archive's ``X_test``
         and ``y_test``), as the in-memory reader gives them; None when it has none."""
@@ -134,6 +140,10 @@ class CsvSource(Source):
 
     def type_labels(self, values: NDArray[Any]) -> NDArray[Any]:
         return parse_labels(values)
+
+    def label_choice(self) -> tuple[str | int | None, str | None]:
+        with open_csv(self.path, self.label_column, **self.csv_options) as (table, _):
+            return table.label_name, table.label_reason
 
     def schema(self, n_features: int) -> DataSchema:
         """The header's names and the label column, as :func:`softmaxreg.io.read_csv` gives."""
@@ -204,6 +214,8 @@ class NpySource(Source):
         self.path = Path(path)
         self.labels = None if labels is None else Path(labels)
         data = open_npy(self.path)
+        guessed = labels is None and label_column is None and schema is None
+        self.label_reason = "the last column" if guessed else None
         if self.labels is None:
             self.features, self.label_column = npy_layout(data, self.path, label_column, schema)
         elif data.ndim != 2:
@@ -239,6 +251,9 @@ class NpySource(Source):
     def type_labels(self, values: NDArray[Any]) -> NDArray[Any]:
         return values if self.labels is not None else \
             npy_labels(values, self.path, self.label_column)
+
+    def label_choice(self) -> tuple[str | int | None, str | None]:
+        return self.label_column, self.label_reason
 
     def schema(self, n_features: int) -> DataSchema:
         """Generated names, and the label column's index, as :func:`read_npy` gives."""
@@ -422,6 +437,9 @@ class _LabelReader:
             codes = self.codes.pop(0)
             index[a: a + len(codes)] = remap[codes]
             a += len(codes)
+        column, reason = self.source.label_choice()
+        if reason is not None:
+            check_default_labels(classes, len(index), column, reason)
         return Labels(classes, index)
 
 
@@ -479,6 +497,8 @@ def scan(source: Source, chunk_rows: int = CHUNK_ROWS, *, labels: Labels | None 
     if held_out is not None and labels is None:
         raise ValueError("held_out rows are chosen from the labels: read them first "
                          "(read_labels) and pass them")
+    if held_out is not None:
+        _check_held_out(source, labels, held_out)
     reader = _LabelReader(source) if labels is None else None
     moments, n_chunks, a = Moments(), 0, 0
     for X, y in source.raw_chunks(chunk_rows):
@@ -496,6 +516,19 @@ def scan(source: Source, chunk_rows: int = CHUNK_ROWS, *, labels: Labels | None 
     if labels.n != a:
         raise DataError(f"{source.path} changed while it was read: {labels.n} rows, then {a}")
     return StreamStats(labels, moments, n_chunks, held_out)
+
+
+def _check_held_out(source: Source, labels: Labels, held_out: NDArray[np.bool_]) -> None:
+    """DataError, before any training, if held-out rows have labels no training row has: the
+    model could not score them (as :func:`stream_metrics` would find after training)."""
+    held, kept = np.unique(labels.index[held_out]), np.unique(labels.index[~held_out])
+    unseen = labels.classes[np.setdiff1d(held, kept)].tolist()
+    if unseen:
+        raise DataError(f"{source.path}: labels {unseen[:10]} of the held-out test rows are in "
+                        f"no training row, so the model could not score them; "
+                        f"{labels.classes.size} distinct labels in {labels.n} rows"
+                        f"{label_column_hint(*source.label_choice())}; else give every class "
+                        "at least two rows")
 
 
 # -- pass 3: training, and scores -----------------------------------------------------------------
@@ -519,17 +552,21 @@ def fit_stream(estimator, source: Source, *, epochs: int = 1, chunk_rows: int = 
         stats = scan(source, chunk_rows)
     if not isinstance(scaling, Scaling):
         scaling = stats.scaling(scaling, pixels=source.pixels)
-    if stats.n_chunks == 1:  # a file of one chunk is read once, its epochs run in one call
-        ((X, y),) = _training_chunks(source, chunk_rows, stats, scaling)
-        _epochs_in_one_call(estimator, X, y, epochs)
-        return estimator, scaling
-    bar = tqdm(total=epochs * stats.n_chunks, desc="chunks", unit="chunk", disable=not progress)
-    with bar, _whole_set_penalty(estimator, stats.n) as for_rows:
-        for _ in range(epochs):
-            for X, y in _training_chunks(source, chunk_rows, stats, scaling):
-                for_rows(X.shape[0])
-                estimator.partial_fit(X, y, classes=stats.classes)
-                bar.update()
+    with warnings.catch_warnings():  # about a chunk, not the file: its labels were checked
+        warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%",
+                                UserWarning)
+        if stats.n_chunks == 1:  # a file of one chunk is read once, its epochs run in one call
+            ((X, y),) = _training_chunks(source, chunk_rows, stats, scaling)
+            _epochs_in_one_call(estimator, X, y, epochs)
+            return estimator, scaling
+        bar = tqdm(total=epochs * stats.n_chunks, desc="chunks", unit="chunk",
+                   disable=not progress)
+        with bar, _whole_set_penalty(estimator, stats.n) as for_rows:
+            for _ in range(epochs):
+                for X, y in _training_chunks(source, chunk_rows, stats, scaling):
+                    for_rows(X.shape[0])
+                    estimator.partial_fit(X, y, classes=stats.classes)
+                    bar.update()
     return estimator, scaling
 
 
@@ -537,8 +574,6 @@ def _epochs_in_one_call(estimator, X, y, epochs: int) -> None:
     """What ``epochs`` calls of ``partial_fit`` on (X, y) do — the same epochs, schedule (over
     ``epochs``), penalty and shuffles, no stop before the last epoch — in one call of ``fit``,
     without the per-call cost (validation, BLAS thread limits: about 10 ms a call)."""
-    import warnings
-
     from sklearn.exceptions import ConvergenceWarning
 
     kept = estimator.get_params()
@@ -607,7 +642,8 @@ def stream_metrics(estimator, source: Source, scaling: Scaling | None,
         a += m
         if unseen and np.isin(y, unseen).any():
             raise DataError(f"{source.path}: labels {unseen[:10]} never seen in training; the "
-                            f"model knows {estimator.classes_.tolist()}")
+                            f"model knows {_listed(estimator.classes_)}"
+                            f"{label_column_hint(*source.label_choice())}")
         P = estimator.predict_proba(X if scaling is None else scaling.transform(X))
         if test is None:
             kept.add(estimator.classes_, P, y)
@@ -615,6 +651,12 @@ def stream_metrics(estimator, source: Source, scaling: Scaling | None,
             kept.add(estimator.classes_, P[~test], y[~test])
             held.add(estimator.classes_, P[test], y[test])
     return kept.result(), (held.result() if held_out is not None else None)
+
+
+def _listed(values: NDArray[Any], limit: int = 20) -> str:
+    """``[0, 1, 2]``, or the first ``limit`` values and how many there are."""
+    shown = values[:limit].tolist()
+    return f"{shown}" if len(values) <= limit else f"{len(values)}: {shown[:-1] + ['...']}"
 
 
 class _Score:

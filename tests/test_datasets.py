@@ -18,6 +18,7 @@ import socket
 import struct
 import tempfile
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -715,6 +716,35 @@ def test_npy_errors_state_the_layout(tmp_path, array, options, message):
     np.save(tmp_path / "bad.npy", array)
     with pytest.raises(DataError, match=message):
         read_npy(tmp_path / "bad.npy", **options)
+
+
+@pytest.mark.parametrize("kind", ["csv", "npy"])
+def test_a_default_label_column_that_looks_like_a_feature_warns_once(tmp_path, kind):
+    """read_csv and read_npy run the one check on a label column nobody named: numbers with
+    more than 50 distinct values (or more distinct values than half the rows)."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=(200, 2)), rng.integers(0, 60, 200)])
+    if kind == "csv":
+        np.savetxt(tmp_path / "a.csv", X, delimiter=",", header="a,b,c", comments="")
+        read, column = read_csv, "c"
+    else:
+        np.save(tmp_path / "a.npy", X)
+        read, column = read_npy, 2
+    distinct = len(np.unique(X[:, 2]))
+    assert distinct > 50
+    with pytest.warns(UserWarning) as caught:
+        read(tmp_path / f"a.{kind}")
+    assert [str(w.message) for w in caught] == [
+        f"the label column {column!r} (chosen by default) holds {distinct} distinct numbers in "
+        "200 rows: it looks like a feature, not labels; it was taken as the last column: if the "
+        "labels are in another column, name it with --label-column (label_column= in Python)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read(tmp_path / f"a.{kind}", label_column=column)  # named: not second-guessed
+        np.savetxt(tmp_path / "few.csv", X[:, :2].round(), delimiter=",", fmt="%d")
+        read_csv(tmp_path / "few.csv")  # few distinct numbers: labels
+        np.savetxt(tmp_path / "two.csv", [[1, 2, 0], [3, 4, 1]], delimiter=",", fmt="%d")
+        read_csv(tmp_path / "two.csv")  # 2 classes in 2 rows: too few rows to judge
 
 
 def test_npy_that_is_not_one_array(tmp_path):

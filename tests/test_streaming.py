@@ -8,6 +8,7 @@ import gzip
 import json
 import struct
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -397,6 +398,97 @@ def test_cli_stream_types_labels_as_the_file_in_memory(tmp_path, capsys):
         assert main(["train", "--dataset", str(tmp_path / "l.csv"), "--quiet", "--out", str(out),
                      *extra]) == 0, capsys.readouterr().err
         assert load_bundle(out)[0].classes_.tolist() == ["007", "12A"]
+
+
+def _features_only(n=2000, d=5, seed=0):
+    """Features alone, the last a whole number with ~1100 distinct values: no label column."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    X[:, -1] = rng.integers(0, 1500, n)
+    return X
+
+
+def _feature_warnings(caught):
+    return [w for w in caught if "looks like a feature" in str(w.message)]
+
+
+@pytest.mark.parametrize("kind", ["npy", "csv"])
+def test_a_default_label_column_that_looks_like_a_feature_warns_once_in_the_first_pass(
+        tmp_path, kind):
+    """The label pass runs the in-memory reader's check once, on the whole file, naming the
+    column and why it was taken; a column the user names is not second-guessed."""
+    X = _features_only()
+    if kind == "npy":
+        np.save(tmp_path / "x.npy", X)
+    else:
+        np.savetxt(tmp_path / "x.csv", X, delimiter=",", header="a,b,c,d,e", comments="")
+    path, column = tmp_path / f"x.{kind}", 4 if kind == "npy" else "e"
+    distinct = len(np.unique(X[:, -1]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_labels(open_source(path), chunk_rows=50)
+    [warning] = _feature_warnings(caught)
+    assert (f"label column {column!r} (chosen by default) holds {distinct} distinct numbers in "
+            "2000 rows") in str(warning.message)
+    assert "taken as the last column" in str(warning.message)
+    assert "--label-column" in str(warning.message)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_labels(open_source(path, label_column=column if kind == "csv" else -1), 50)
+    assert _feature_warnings(caught) == []
+
+
+def test_cli_stream_refuses_before_training_when_held_out_labels_cannot_be_scored(
+        tmp_path, capsys, monkeypatch):
+    """A features-only .npy in chunks of 50: one warning, no per-chunk warning from
+    scikit-learn, and one error naming the column, before any training (it used to print 8000
+    warnings, train, and fail in the metrics pass with 'never seen in training')."""
+    np.save(tmp_path / "x.npy", _features_only())
+    import softmaxreg.streaming as streaming
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(streaming, "fit_stream", no_training)
+    assert main(["train", "--dataset", str(tmp_path / "x.npy"), "--stream", "--chunk-rows",
+                 "50", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("warning: the label column 4 (chosen by default)")
+    assert "of the held-out test rows are in no training row" in lines[1]
+    assert "the column at index 4, chosen by default as the last column" in lines[1]
+    assert "--label-column" in lines[1]
+
+
+def test_fit_stream_does_not_repeat_scikit_learns_warning_for_each_chunk(tmp_path):
+    """30 classes in chunks of 40 rows: each chunk has more distinct labels than half its rows,
+    which scikit-learn takes for a regression target, once per call of partial_fit."""
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(600, 3)), np.arange(600) % 30
+    np.save(tmp_path / "a.npy", np.column_stack([X, y]))
+    reference = SoftmaxRegression(solver="sgd", random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reference.partial_fit(X[:40], y[:40], classes=np.unique(y))
+    assert any("unique classes" in str(w.message) for w in caught)  # what a chunk provokes
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_stream(SoftmaxRegression(solver="sgd", random_state=0), NpySource(tmp_path / "a.npy"),
+                   epochs=2, chunk_rows=40)
+    assert [str(w.message) for w in caught if "unique classes" in str(w.message)] == []
+
+
+def test_unseen_labels_in_a_test_file_name_the_label_column(tmp_path):
+    X, y = _problem(n=300, seed=2)
+    _write_csv(tmp_path / "a.csv", X, y)
+    _write_csv(tmp_path / "t.csv", X[:20], y[:20] + 7)
+    settings = TrainSettings(dataset=str(tmp_path / "a.csv"), test=str(tmp_path / "t.csv"),
+                             progress=False, epochs=20)
+    with pytest.raises(DataError, match="never seen in training") as err:
+        train_stream(settings)
+    assert "the labels were taken from the column 'label'" in str(err.value)
+    assert "--label-column" in str(err.value)
 
 
 def test_stream_holds_out_the_in_memory_test_rows(tmp_path):

@@ -1,5 +1,6 @@
 """The data set record with its schema (the columns a model learns from and needs again), the
-fingerprint that tells whether two runs saw the same data, and the memory left to hold one."""
+check of a label column chosen by default, the fingerprint that tells whether two runs saw the
+same data, and the memory left to hold one."""
 
 from __future__ import annotations
 
@@ -73,6 +74,43 @@ def warn_by_position(where: str, names: Sequence[str], schema: DataSchema) -> No
     warnings.warn(f"{where} names its columns, but the model does not know its own columns' "
                   "names (it was trained on data without them): the columns are taken by "
                   "position, in the order of the training data", UserWarning, stacklevel=3)
+
+
+LABEL_LIKE_FEATURE = 50  # distinct numbers in a label column that make it look like a feature
+
+
+def check_default_labels(classes: NDArray[Any], n_rows: int, column: str | int,
+                         reason: str) -> None:
+    """One UserWarning when the labels of a column chosen by default (``column``, taken as
+    ``reason`` says) look like a feature: numbers ``classes`` (K,), of which more than
+    :data:`LABEL_LIKE_FEATURE` are distinct, or more than half of the ``n_rows`` rows when
+    there are more than 20 (as scikit-learn judges a target; 2 classes in 2 rows are labels).
+
+    Every reader that chooses a label column runs it once, on the labels of the whole file (a
+    streamed file: in its first pass, before any training)."""
+    try:
+        numeric = bool(np.isfinite(np.asarray(classes, dtype=np.float64)).all())
+    except (TypeError, ValueError):
+        numeric = False
+    k = len(classes)
+    if numeric and (k > LABEL_LIKE_FEATURE or n_rows > 20 and k > n_rows / 2):
+        warnings.warn(f"the label column {column!r} (chosen by default) holds {k} distinct "
+                      f"numbers in {n_rows} rows: it looks like a feature, not labels; it was "
+                      f"taken as {reason}: if the labels are in another column, name it with "
+                      "--label-column (label_column= in Python)", UserWarning, stacklevel=3)
+
+
+def label_column_hint(column: str | int | None, reason: str | None = None) -> str:
+    """What an error that may follow from the choice of the label column adds: the column taken
+    (and why, when the user did not choose it) and how to choose another; "" when the labels
+    were not a column of the file."""
+    if column is None:
+        return ""
+    which = f"the column {column!r}" if isinstance(column, str) else \
+        f"the column at index {column}"
+    why = f", chosen by default as {reason}" if reason else ""
+    return (f" (the labels were taken from {which}{why}: if they are in another column, name "
+            "it with --label-column, label_column= in Python)")
 
 
 def _listed(names: Sequence[str], limit: int = 10) -> str:

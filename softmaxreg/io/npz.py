@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import DataError, ModelFileError, SoftmaxRegError
-from .dataset import DataSchema, Dataset, PathLike
+from .dataset import DataSchema, Dataset, PathLike, check_default_labels
 from .schema import MAX_METADATA_CHARS
 from .tabular import integer_labels
 
@@ -141,8 +141,10 @@ def read_npy(path: PathLike, label_column: int | str | None = None, *,
     The labels must be whole numbers (``3.0`` becomes the integer 3); a column of other
     values is refused, as it cannot hold classes. ``schema``: the columns of the model the rows
     are for (by position); then the array may hold the model's d features alone (``y`` None),
-    with ``require_labels=False``. Features may be any numbers, but not NaN or infinity.
-    Streaming reads the same files the same way (:class:`softmaxreg.streaming.NpySource`).
+    with ``require_labels=False``. Features may be any numbers, but not NaN or infinity. Labels
+    taken from the last column by default that look like a feature give one UserWarning
+    (:func:`~softmaxreg.io.dataset.check_default_labels`). Streaming reads the same files the
+    same way (:class:`softmaxreg.streaming.NpySource`).
     """
     path = Path(path)
     data = open_npy(path)
@@ -150,6 +152,8 @@ def read_npy(path: PathLike, label_column: int | str | None = None, *,
     X = np.array(data[:, features])
     check_finite(X, "a feature", path)
     y = None if label is None else npy_labels(np.array(data[:, label]), path, label)
+    if y is not None and label_column is None and schema is None:
+        check_default_labels(np.unique(y), len(y), label, "the last column")
     return Dataset(X, y, name=path.stem, label_column=label)
 
 

@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from ..exceptions import DataError
-from .dataset import DataSchema, Dataset, PathLike, warn_by_position
+from .dataset import DataSchema, Dataset, PathLike, check_default_labels, warn_by_position
 
 HEADER_CHOICES = ("auto", "yes", "no")
 EMPTY_CHOICES = ("error", "drop", "zero")  # an empty cell: refused, its row dropped, or 0
@@ -60,11 +60,15 @@ def read_csv(path: PathLike, label_column: int | str | None = None, *, header: s
     and with ``require_labels=False`` the label column may be absent (``y`` is None). Labels
     that are all integers become int64, others stay strings. ``empty``: what an empty feature
     cell means ("error", "drop" the row, "zero"). A ragged row, an empty label or a
-    non-numeric or non-finite feature raises DataError naming the line and the column.
+    non-numeric or non-finite feature raises DataError naming the line and the column. A label
+    column chosen by default whose values look like a feature gives one UserWarning
+    (:func:`~softmaxreg.io.dataset.check_default_labels`).
     """
     with open_csv(path, label_column, header=header, empty=empty, schema=schema,
                   require_labels=require_labels) as (table, rows):
         X, y = table.read(rows)
+        if table.label_reason is not None:
+            check_default_labels(np.unique(y), len(y), table.label_name, table.label_reason)
         return Dataset(X, y, name=table.path.stem, feature_names=table.feature_names,
                        label_column=table.label_name, dropped_rows=tuple(table.dropped))
 
@@ -189,6 +193,7 @@ class CsvTable:
     features: list[int] = field(default_factory=list)
     feature_names: list[str] | None = None
     label_name: str | int | None = None
+    label_reason: str | None = None  # why the label column was taken, when no one named it
     dropped: list[int] = field(default_factory=list)  # the last parse's dropped rows (0-based)
 
     def column(self, j: int) -> str:
@@ -213,10 +218,12 @@ class CsvTable:
             self.label = self.label_index(label_column, columns)
         elif schema is None:
             self.label = self._named_label(columns, "label") if names else None
-            text = [j for j in columns if any(j < len(f) and f[j].strip()
-                                              and not _is_number(f[j]) for _, f in sample)]
+            self.label_reason = "the column named 'label'"
             if self.label is None:  # a column of text cannot be a feature
-                self.label = text[0] if len(text) == 1 else columns[-1]
+                text = [j for j in columns if any(j < len(f) and f[j].strip()
+                                                  and not _is_number(f[j]) for _, f in sample)]
+                self.label, self.label_reason = (text[0], "the only column of text") \
+                    if len(text) == 1 else (columns[-1], "the last column")
         else:
             self.label = self._schema_label(columns, schema)
         if self.label is None and require_labels:
