@@ -283,9 +283,10 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="measure a saved model on a data set",
                        epilog=EVALUATE_EXAMPLES, formatter_class=fmt)
     e.add_argument("model", help="a model file (train --out)")
-    e.add_argument("--dataset", required=True,
+    e.add_argument("--dataset",
                    help="mnist, a bundled set or a data file; the model's training data set is "
-                        "scored on its held-out part")
+                        "scored on its held-out part (default: the data set the model was "
+                        "trained on)")
     _table_options(e, "the one the model was trained with", "")
     e.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -313,7 +314,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--data-dir", metavar="FOLDER",
                    help="folder holding MNIST's IDX files (default: $SOFTMAXREG_DATA, else the "
                         "cache)")
-    g.add_argument("--out", required=True, help="folder for the PNG files (made if missing)")
+    g.add_argument("--out", required=True, metavar="FOLDER",
+                   help="folder for the PNG files (made if missing; not a file)")
 
     x = sub.add_parser("export", help="write a model file as an ONNX graph (raw features in; "
                                       "labels and probabilities out)",

@@ -568,6 +568,10 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
 
 
 def _check_stream(settings: TrainSettings) -> None:
+    if _named(settings.dataset) and _key(settings.dataset) != "mnist":
+        raise ValueError(f"--stream reads a data file chunk by chunk (a file, an IDX folder or "
+                         f"mnist); {settings.dataset!r} is one of the bundled data sets, which "
+                         "are small and in memory anyway: drop --stream")
     if settings.solver not in (None, *MINIBATCH_SOLVERS):
         raise ValueError("--stream trains chunk by chunk with partial_fit: choose a minibatch "
                          f"solver (sgd, adam or adamw), not {settings.solver}")
@@ -771,20 +775,31 @@ def resume_settings(path: str | Path, progress: bool = True) -> TrainSettings:
                              ) from None
 
 
-def evaluate(model_path, dataset: str, *, label_column=None, data_dir=None,
+def evaluate(model_path, dataset: str | None = None, *, label_column=None, data_dir=None,
              header: str = "auto", empty: str = "error") -> dict:
-    """Metrics of a saved model on a data set's test part (see :func:`_evaluation_part`).
+    """Metrics of a saved model on a data set's test part (see :func:`_evaluation_part`);
+    ``dataset`` by default the one it was trained on.
 
     The data's columns are matched to the model's by name (see :func:`_evaluation_part`);
     ``header`` and ``empty`` are :func:`softmaxreg.io.read_csv`'s, for CSV files.
     """
     estimator, scaling, meta = load_bundle(model_path)
+    dataset = dataset or _training_data(meta)
+    if not dataset:
+        raise DataError(f"{model_path}: the model file does not say which data it was trained "
+                        "on; give a data set with --dataset")
     part = _evaluation_part(dataset, meta, label_column, data_dir, header=header, empty=empty)
     m = metrics(estimator, _features_for(estimator, scaling, part.X), part.y, part.label_column)
     m["includes_training_rows"] = part.includes_training
     if part.includes_training is not False:
         m["note"] = part.note
     return m
+
+
+def _training_data(meta: dict) -> str | None:
+    """The data set a model file says it was trained on: a bundled set's name, or a file's
+    absolute path (older files: the path as given, or only a name); None if it does not say."""
+    return (meta.get("training") or {}).get("dataset") or meta.get("dataset")
 
 
 def _csv_options(spec, settings) -> dict:
@@ -891,12 +906,26 @@ _MAX_MAP_FEATURES = 100  # tabular weights are drawn as a class × feature map u
 
 
 def plot(source, out, *, dataset: str | None = None, data_dir=None) -> PlotResult:
-    """Every figure that ``source`` allows (see :func:`figures`), as PNG files in ``out``."""
+    """Every figure that ``source`` allows (see :func:`figures`), as PNG files in the folder
+    ``out`` (made if missing; ValueError, before anything is drawn, if it is a file)."""
     from . import plots  # matplotlib: loaded for this use case only
 
+    _check_folder("--out", Path(out))
     drawn, skipped = figures(source, dataset=dataset, data_dir=data_dir)
     paths = [plots.save(fig, Path(out) / f"{name}.png") for name, fig in drawn.items()]
     return PlotResult(paths, {f"{name}.png": why for name, why in skipped.items()})
+
+
+def _check_folder(option: str, path: Path) -> None:
+    """ValueError unless ``path`` is a folder or can be made one: it, or the nearest of the
+    folders above it that exists, is not a file."""
+    for there in (path, *path.parents):
+        if there.exists():
+            if not there.is_dir():
+                where = "is a file" if there == path else f"is inside {there}, a file"
+                raise ValueError(f"{option} must be a folder for the PNG files (made if "
+                                 f"missing), but {path} {where}")
+            return
 
 
 def figures(source, *, dataset: str | None = None, data_dir=None) -> tuple[dict, dict[str, str]]:
@@ -987,8 +1016,7 @@ def _data_figures(estimator, scaling, meta: dict, model: str, dataset, data_dir)
     training data set, whose failure to load then skips both instead of failing the rest)."""
     from . import plots
 
-    # the training data set: a bundled set's name, or a file's absolute path
-    named = dataset or (meta.get("training") or {}).get("dataset") or meta.get("dataset")
+    named = dataset or _training_data(meta)
     if not named:
         return dict.fromkeys(FIGURES[2:], "no data set to score: give one with --dataset")
     try:

@@ -847,6 +847,40 @@ def test_a_model_file_finds_its_data_from_any_folder(tmp_path, capsys, monkeypat
     assert load_bundle(model)[2]["dataset"] == "wine"  # the bundled set, by its name
 
 
+def test_plot_out_must_be_a_folder(tmp_path, capsys, iris_model):
+    """`--out wine.csv`, an existing file, printed `[Errno 17] File exists: 'wine.csv'`."""
+    data = tmp_path / "wine.csv"
+    data.write_text("a,b\n1,2\n")
+    for out, where in ((data, f"{data} is a file"), (data / "figs", f"inside {data}, a file")):
+        err = _run_fails(capsys, ["plot", str(iris_model), "--out", str(out)],
+                         "--out must be a folder")
+        assert where in err and "Errno" not in err
+    assert data.read_text() == "a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("name", ["digits", "Wine"])
+def test_stream_of_a_bundled_set_says_why_not(capsys, name):
+    argv = ["train", "--stream"] + (["--dataset", name] if name != "digits" else [])
+    err = _run_fails(capsys, argv, "--stream reads a data file")
+    assert "bundled" in err and "drop --stream" in err and "no such file" not in err
+
+
+def test_evaluate_scores_the_training_data_by_default(tmp_path, capsys, iris_model):
+    """As plot: without --dataset, the held-out part of the data set the model was trained
+    on (iris: 38 of 150 rows); a model file that does not name its data says to give one."""
+    assert main(["evaluate", str(iris_model), "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(iris_model), "--dataset", "iris", "--json"]) == 0
+    assert default == json.loads(capsys.readouterr().out) and default["n"] == 38
+    from sklearn.datasets import load_iris
+
+    from softmaxreg.estimators import SoftmaxRegression
+
+    bare = tmp_path / "bare.npz"  # saved from Python: no data set named
+    SoftmaxRegression().fit(*load_iris(return_X_y=True)).save(bare)
+    _run_fails(capsys, ["evaluate", str(bare)], "give a data set with --dataset")
+
+
 def test_small_messages(capsys):
     _run_fails(capsys, ["train", "--dataset", "nothere.csv"], "no such file: nothere.csv")
     _run_fails(capsys, ["train", "--dataset", "nothere"], "unknown dataset 'nothere'")
