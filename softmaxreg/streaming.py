@@ -105,6 +105,15 @@ class Source:
         file; why it was taken when no one named it, else None)."""
         return None, None
 
+    def extent(self) -> tuple[int | None, str]:
+        """(size, unit) of one pass, for a progress bar: the rows of the file (None: unknown
+        before the pass), or for a text file its bytes ("B")."""
+        return None, "row"
+
+    def position(self, rows: int) -> int:
+        """How far the pass under way has read, in :meth:`extent`'s unit, after ``rows`` rows."""
+        return rows
+
     def test_part(self) -> Source | None:
         """The source's own test rows (an IDX folder's ``t10k`` files, an archive's ``X_test``
         and ``y_test``), as the in-memory reader gives them; None when it has none."""
@@ -135,8 +144,15 @@ class CsvSource(Source):
 
     def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
         with open_csv(self.path, self.label_column, **self.csv_options) as (table, rows):
+            self._tell = table.tell
             while block := list(itertools.islice(rows, chunk_rows)):
                 yield table.parse(block, typed=False)
+
+    def extent(self) -> tuple[int | None, str]:
+        return _file_size(self.path), "B"
+
+    def position(self, rows: int) -> int:
+        return self._tell()
 
     def type_labels(self, values: NDArray[Any]) -> NDArray[Any]:
         return parse_labels(values)
@@ -199,8 +215,22 @@ class SvmlightSource(Source):
         except OSError as exc:
             raise DataError(f"cannot open {self.path}: {exc.strerror or exc}") from exc
         with file:
+            self._tell = file.tell
             while lines := list(itertools.islice(file, chunk_rows)):
                 yield parse_svmlight(io.BytesIO(b"".join(lines)), self.path, d, zero_based)
+
+    def extent(self) -> tuple[int | None, str]:
+        return _file_size(self.path), "B"
+
+    def position(self, rows: int) -> int:
+        return self._tell()
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 class NpySource(Source):
@@ -255,6 +285,9 @@ class NpySource(Source):
     def label_choice(self) -> tuple[str | int | None, str | None]:
         return self.label_column, self.label_reason
 
+    def extent(self) -> tuple[int | None, str]:
+        return open_npy(self.path).shape[0], "row"
+
     def schema(self, n_features: int) -> DataSchema:
         """Generated names, and the label column's index, as :func:`read_npy` gives."""
         return DataSchema(tuple(generated_names(n_features)), False, self.label_column)
@@ -303,6 +336,9 @@ class NpzSource(Source):
         names = npz_feature_names(self.path, n_features)
         return DataSchema(tuple(names or generated_names(n_features)), names is not None)
 
+    def extent(self) -> tuple[int | None, str]:
+        return npz_members(self.path, self.keys[1:])[self.keys[1]][0][0], "row"
+
     def test_part(self) -> NpzSource | None:
         return NpzSource(self.path, "_test") if self.has_test and not self.part else None
 
@@ -335,6 +371,10 @@ class IdxSource(Source):
         with open_idx(self.labels) as (hy, labels):
             for a in range(0, hy.dims[0], chunk_rows):
                 yield read_idx_rows(labels, hy, min(chunk_rows, hy.dims[0] - a), str(self.labels))
+
+    def extent(self) -> tuple[int | None, str]:
+        with open_idx(self.labels) as (header, _):
+            return header.dims[0], "row"
 
     def test_part(self) -> IdxSource | None:
         """The folder's ``t10k`` files, when it has them and this is its ``train`` part."""
@@ -448,12 +488,31 @@ def _index_dtype(n_values: int) -> np.dtype:
     return np.min_scalar_type(max(n_values - 1, 0))
 
 
-def read_labels(source: Source, chunk_rows: int = CHUNK_ROWS) -> Labels:
-    """One pass over ``source``'s labels: :class:`Labels`, typed once for the whole file."""
+def read_labels(source: Source, chunk_rows: int = CHUNK_ROWS, *,
+                progress: bool = False) -> Labels:
+    """One pass over ``source``'s labels: :class:`Labels`, typed once for the whole file.
+    ``progress``: a bar named "labels" (:func:`_passing`)."""
     reader = _LabelReader(source)
-    for y in source.label_chunks(chunk_rows):
+    for y in _passing(source, source.label_chunks(chunk_rows), "labels", progress):
         reader.add(y)
     return reader.labels()
+
+
+def _passing(source: Source, chunks: Iterator[Any], name: str, progress: bool
+             ) -> Iterator[Any]:
+    """``chunks``, the chunks of one pass over ``source``, with a tqdm bar named ``name`` over
+    the file (its bytes for a text file, else its rows) on stderr when ``progress`` is set and
+    stderr is a terminal, the training loop's bar; gone when the pass ends."""
+    from tqdm.auto import tqdm
+
+    total, unit = source.extent() if progress else (None, "row")
+    rows = 0
+    with tqdm(total=total, desc=name, unit=unit, unit_scale=True, leave=False,
+              disable=None if progress else True) as bar:
+        for chunk in chunks:
+            rows += (chunk[1] if isinstance(chunk, tuple) else chunk).shape[0]
+            yield chunk
+            bar.update(source.position(rows) - bar.n)
 
 
 # -- pass 2: the scaling statistics of the training rows ------------------------------------------
@@ -491,9 +550,10 @@ class StreamStats:
 
 
 def scan(source: Source, chunk_rows: int = CHUNK_ROWS, *, labels: Labels | None = None,
-         held_out: NDArray[np.bool_] | None = None) -> StreamStats:
+         held_out: NDArray[np.bool_] | None = None, progress: bool = False) -> StreamStats:
     """One pass over ``source``: :class:`StreamStats` — the labels (read in the same pass when
-    ``labels`` is None) and the moments of every row not ``held_out`` (n,)."""
+    ``labels`` is None) and the moments of every row not ``held_out`` (n,).  ``progress``: a
+    bar named "statistics" (:func:`_passing`)."""
     if held_out is not None and labels is None:
         raise ValueError("held_out rows are chosen from the labels: read them first "
                          "(read_labels) and pass them")
@@ -501,7 +561,8 @@ def scan(source: Source, chunk_rows: int = CHUNK_ROWS, *, labels: Labels | None 
         _check_held_out(source, labels, held_out)
     reader = _LabelReader(source) if labels is None else None
     moments, n_chunks, a = Moments(), 0, 0
-    for X, y in source.raw_chunks(chunk_rows):
+    name = "statistics" if reader is None else "labels and statistics"
+    for X, y in _passing(source, source.raw_chunks(chunk_rows), name, progress):
         m = X.shape[0]
         if reader is not None:
             reader.add(y)
@@ -626,17 +687,18 @@ def _whole_set_penalty(estimator, n: int) -> Iterator[Callable[[int], None]]:
 
 def stream_metrics(estimator, source: Source, scaling: Scaling | None,
                    chunk_rows: int = CHUNK_ROWS, *, labels: Labels | None = None,
-                   held_out: NDArray[np.bool_] | None = None) -> tuple[dict, dict | None]:
+                   held_out: NDArray[np.bool_] | None = None, progress: bool = False
+                   ) -> tuple[dict, dict | None]:
     """Accuracy and log loss (mean cross-entropy) of ``estimator`` over ``source``, by chunks,
     in one pass: (scores of the rows not ``held_out``, scores of the held-out rows or None when
     none are), each ``{"accuracy", "log_loss", "n"}``.  ``labels``: the source's
     (:func:`read_labels`), read first when not given.  A label the model never saw is a
-    DataError, as in memory."""
-    labels = read_labels(source, chunk_rows) if labels is None else labels
+    DataError, as in memory.  ``progress``: a bar named "metrics" (:func:`_passing`)."""
+    labels = read_labels(source, chunk_rows, progress=progress) if labels is None else labels
     unseen = sorted(set(labels.classes.tolist()) - set(estimator.classes_.tolist()), key=str)
     kept, held = _Score(), _Score()
     a = 0
-    for X, _ in source.raw_chunks(chunk_rows):
+    for X, _ in _passing(source, source.raw_chunks(chunk_rows), "metrics", progress):
         m = X.shape[0]
         y, test = labels.rows(a, a + m), None if held_out is None else held_out[a: a + m]
         a += m

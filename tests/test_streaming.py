@@ -5,8 +5,10 @@ number of rows."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import struct
+import sys
 import tracemalloc
 import warnings
 
@@ -16,6 +18,7 @@ import scipy.sparse as sp
 from sklearn.datasets import dump_svmlight_file, load_digits, load_wine
 from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
+from tqdm import tqdm
 
 from softmaxreg import SoftmaxRegression
 from softmaxreg.cli import main
@@ -33,6 +36,7 @@ from softmaxreg.streaming import (
     open_source,
     read_labels,
     scan,
+    stream_metrics,
 )
 from softmaxreg.workflow import TrainSettings, train, train_stream
 
@@ -610,6 +614,42 @@ def test_peak_memory_does_not_grow_with_the_rows_csv(tmp_path):
         _write_csv(tmp_path / f"a{n_chunks}.csv", X, y)
         peaks.append(_peak_bytes(CsvSource(tmp_path / f"a{n_chunks}.csv"), chunk_rows))
     assert peaks[1] < 1.1 * peaks[0] + (24 - 6) * chunk_rows + 64 * 1024, peaks
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("kind", ["csv", "svmlight", "npy"])
+def test_every_pass_shows_its_progress_on_a_terminal_unless_quiet(tmp_path, monkeypatch, kind):
+    """The label, statistics and metrics passes each show a bar named after the pass, over the
+    file's bytes (text) or rows (arrays): on a terminal, not when stderr is a file or a pipe,
+    nor without ``progress``."""
+    X, y = _problem(n=3000)
+    path = tmp_path / f"a.{kind}"
+    if kind != "npy":
+        _write_csv(path, X, y) if kind == "csv" else dump_svmlight_file(X, y, str(path))
+        total = tqdm.format_sizeof(path.stat().st_size)
+    else:
+        np.save(path, np.column_stack([X, y]))
+        total = "3.00k"
+    source = open_source(path)
+    for progress, stderr, shown in ((True, _Terminal(), True), (True, io.StringIO(), False),
+                                    (False, _Terminal(), False)):
+        monkeypatch.setattr(sys, "stderr", stderr)
+        labels = read_labels(source, 500, progress=progress)
+        stats = scan(source, 500, labels=labels, progress=progress)
+        model, scaling = fit_stream(SoftmaxRegression(solver="sgd", random_state=0), source,
+                                    chunk_rows=500, stats=stats)
+        stream_metrics(model, source, scaling, 500, labels=labels, progress=progress)
+        text = stderr.getvalue()
+        for name in ("labels", "statistics", "metrics"):
+            assert (f"{name}:" in text) == shown, (name, progress, text)
+        assert (f"/{total}" in text) == shown, text
+    if kind != "npy":  # a pass goes through the file's bytes to its end
+        read = [source.position(0) for _ in source.raw_chunks(500)]
+        assert read == sorted(read) and read[-1] == path.stat().st_size and read[0] < read[-1]
 
 
 # -- the command line -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import itertools
 import math
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +96,7 @@ def open_csv(path: PathLike, label_column: int | str | None = None, *, header: s
                              empty=empty)
             table.settle(label_column, schema, require_labels,
                          head[1:] if has_header else head)
+            table.tell = file.buffer.tell  # bytes read so far, for a progress bar
             yield table, itertools.chain(head[1:] if has_header else head, rows)
     except OSError as exc:
         raise DataError(f"cannot open {path}: {exc.strerror or exc}") from exc
@@ -195,6 +196,7 @@ class CsvTable:
     label_name: str | int | None = None
     label_reason: str | None = None  # why the label column was taken, when no one named it
     dropped: list[int] = field(default_factory=list)  # the last parse's dropped rows (0-based)
+    tell: Callable[[], int] | None = field(default=None, repr=False, compare=False)
 
     def column(self, j: int) -> str:
         """'column 3' or "column 3 ('petal_length')" for messages (1-based)."""
