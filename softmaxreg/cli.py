@@ -21,7 +21,8 @@ from .distributed import check_address
 from .estimators import NETWORK_SOLVERS, REGRESSION_SOLVERS, SoftmaxNetwork, SoftmaxRegression
 from .exceptions import SoftmaxRegError
 from .export import DEFAULT_OPSET, export_file
-from .io import EMPTY_CHOICES, HEADER_CHOICES
+from .images import IMAGE_FORMATS
+from .io import BUNDLED, DATA_SUFFIXES, EMPTY_CHOICES, HEADER_CHOICES
 from .optim import SCHEDULES
 from .preprocessing import METHODS as SCALINGS
 from .workflow import (
@@ -47,6 +48,9 @@ from .workflow import (
 )
 
 SOLVERS = tuple(dict.fromkeys(REGRESSION_SOLVERS + NETWORK_SOLVERS))  # either model's
+DATA_FILES = "/".join(DATA_SUFFIXES)
+# read_csv's choice of a label column when none is named (softmaxreg.io.tabular)
+CSV_LABEL_RULE = "column named label, else its only column of text, else its last"
 DEFAULT = TrainSettings()
 
 TRAIN_EXAMPLES = """examples:
@@ -203,8 +207,10 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model", epilog=TRAIN_EXAMPLES, formatter_class=fmt)
     t.add_argument("--dataset", default=DEFAULT.dataset,
-                   help="mnist, digits, iris, wine, breast_cancer, or a .csv/.npz/.svmlight file "
-                        "or IDX folder (default: %(default)s)")
+                   help=f"{', '.join(('mnist', *BUNDLED))}, a data file ({DATA_FILES}; an .npz "
+                        "holds arrays X and y, and X_test and y_test for a test split of its "
+                        "own; a .npy one array of the features and a label column) or a folder "
+                        "of IDX files (default: %(default)s)")
     t.add_argument("--test", help="a separate test set (default: the data set's own test split, "
                                   "else a stratified 25%% hold-out)")
     t.add_argument("--model", choices=("softmax", "network"), default=DEFAULT.model,
@@ -252,7 +258,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="feature scaling, fitted on the training rows and stored with the "
                         "model; auto: 8-bit pixels to [0, 1], sparse (svmlight) features divided "
                         "by their largest |x| (maxabs), others standardised")
-    _table_options(t, "the column named label, else the only column of text, else the last",
+    _table_options(t, f"a CSV file's {CSV_LABEL_RULE}; a .npy file's last column",
                    ", else a download into it")
     t.add_argument("--out", metavar="FILE.npz",
                    help="write the model to this .npz file, which must not be an input or the "
@@ -273,9 +279,9 @@ def _parser() -> argparse.ArgumentParser:
                                 "machine (at most its cores), tcp://HOST:PORT joins a running "
                                 "scheduler (default: in this process)")
     scale_out.add_argument("--stream", action="store_true",
-                           help="read the training file chunk by chunk (data larger than "
-                                "memory; minibatch solvers; a .csv, .svmlight, .npy or IDX "
-                                "folder), with the same test part and scaling as in memory")
+                           help="read the training data chunk by chunk (data larger than "
+                                "memory; minibatch solvers; a data file, an IDX folder or "
+                                "mnist), with the same test part and scaling as in memory")
     t.add_argument("--chunk-rows", type=_COUNT, default=10_000, metavar="N",
                    help="rows per chunk with --stream")
     _mark_defaults(t)  # which options were given: see _not_applying
@@ -294,7 +300,8 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=PREDICT_EXAMPLES, formatter_class=fmt)
     p.add_argument("model", help="a model file (train --out)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="a .csv/.npz/.svmlight file, or PNG/JPEG images of digits")
+                   help=f"a data file ({DATA_FILES}), or images of digits "
+                        f"({', '.join(IMAGE_FORMATS)})")
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--proba", action="store_true",
                        help="print every class probability as CSV")
@@ -525,10 +532,12 @@ def _column(value: str) -> str | int:
 
 def _table_options(parser: argparse.ArgumentParser, label_default: str,
                    download: str | None = None) -> None:
-    """--label-column, --header and --empty-cells: how a CSV/TSV file is read; and --data-dir,
-    where MNIST is found (not for predict, whose data are files)."""
+    """--label-column, --header and --empty-cells: how a CSV/TSV file (and the label column
+    of a .npy file) is read; and --data-dir, where MNIST is found (not for predict, whose data
+    are files)."""
     parser.add_argument("--label-column", type=_column,
-                        help=f"CSV label column, by name or index (default: {label_default})")
+                        help="the label column of a CSV file, by name or index, or of a .npy "
+                             f"file, by index (default: {label_default})")
     if download is not None:
         parser.add_argument("--data-dir", metavar="FOLDER",
                             help="folder holding MNIST's IDX files (default: $SOFTMAXREG_DATA, "

@@ -8,6 +8,7 @@ prints), so each step can be used and tested from Python.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import time
@@ -1107,11 +1108,10 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
     those left out (``empty="drop"``) are listed in ``"dropped_rows"``.
     """
     estimator, scaling, meta = load_bundle(model_path)
-    image_suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
-    _known_types(inputs, image_suffixes)
+    _known_types(inputs)
     errors: list[tuple[str, str]] = []
     dropped: list[int] = []
-    if all(Path(p).suffix.lower() in image_suffixes for p in inputs):
+    if all(Path(p).suffix.lower() in image_suffixes() for p in inputs):
         X, names, errors = _read_images(inputs, estimator.n_features_in_, meta)
     elif len(inputs) == 1:  # columns matched to the model's by name; the label column optional
         options = {"header": header, "empty": empty} if (header, empty) != ("auto",
@@ -1121,7 +1121,7 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
         X, names = ds.X, [str(i) for i in ds.row_numbers]
         dropped = list(ds.dropped_rows)
     else:
-        raise DataError("give one data file, or one or more images (.png, .jpg)")
+        raise DataError("give one data file, or one or more images of digits")
     P = estimator.predict_proba(_features_for(estimator, scaling, X))
     k = max(1, min(int(top_k), P.shape[1]))
     order = np.argsort(-P, axis=1, kind="stable")[:, :k]
@@ -1136,16 +1136,29 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
     }
 
 
-def _known_types(inputs: list[str], image_suffixes) -> None:
+@functools.cache
+def image_suffixes() -> frozenset[str]:
+    """The file suffixes of the picture formats ``predict`` reads
+    (:data:`softmaxreg.images.IMAGE_FORMATS`), as Pillow registers them: ``.png``, ``.jpg``..."""
+    from PIL import Image
+
+    from .images import IMAGE_FORMATS
+
+    Image.init()
+    return frozenset(suffix for suffix, kind in Image.registered_extensions().items()
+                     if kind in IMAGE_FORMATS)
+
+
+def _known_types(inputs: list[str]) -> None:
     """DataError naming the first input that is neither a data file nor an image, with the
     formats ``predict`` reads."""
     for spec in inputs:
         suffix = Path(spec).suffix.lower()
-        if suffix not in image_suffixes and suffix not in DATA_SUFFIXES and \
+        if suffix not in image_suffixes() and suffix not in DATA_SUFFIXES and \
                 not Path(spec).is_dir() and Path(spec).suffix:
             raise DataError(f"cannot read {spec!r}: unknown file type {suffix!r}; predict reads "
                             f"data files ({', '.join(DATA_SUFFIXES)}, or a folder of IDX files) "
-                            f"and images of digits ({', '.join(sorted(image_suffixes))})")
+                            f"and images of digits ({', '.join(sorted(image_suffixes()))})")
 
 
 def _read_images(paths: list[str], n_features: int, meta: dict):

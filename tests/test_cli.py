@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -881,6 +882,53 @@ def test_evaluate_scores_the_training_data_by_default(tmp_path, capsys, iris_mod
     _run_fails(capsys, ["evaluate", str(bare)], "give a data set with --dataset")
 
 
+def test_the_help_names_the_files_each_command_reads():
+    import re
+
+    from softmaxreg.io import BUNDLED, DATA_SUFFIXES
+
+    text = _help("train")
+    files = re.search(r"--dataset DATASET .*?a data file \((\S+?);", text)[1]
+    assert sorted(files.split("/")) == sorted(DATA_SUFFIXES)  # .tsv, .svm, .libsvm, .txt, .npy
+    assert all(name in text for name in ("mnist", *BUNDLED))
+    assert "an .npz holds arrays X and y" in text
+    for command in ("train", "evaluate", "predict"):
+        assert "the label column of a CSV file, by name or index, or of a .npy file, by " \
+               "index" in _help(command)
+    assert "column named label, else its only column of text, else its last" in text
+    guide = (Path(__file__).parents[1] / "docs" / "guide" / "cli.rst").read_text()
+    assert "else the only column of text" in " ".join(guide.split())  # as read_csv chooses
+
+
+def test_predict_reads_every_picture_format_its_help_names(tmp_path, capsys):
+    """The help said PNG/JPEG, the code read TIFF, BMP and GIF too, and refused a .webp
+    though its reader takes WEBP: each format the help names, under each suffix Pillow gives
+    it, is classified."""
+    import re
+
+    formats = re.search(r"images of digits \(([^)]*)\)", _help("predict"))[1].split(", ")
+    assert {"PNG", "JPEG", "TIFF", "BMP", "GIF"} <= set(formats)
+    X, y = _bars(200, np.random.default_rng(0))
+    np.savez(tmp_path / "bars.npz", X=X, y=y)
+    model = tmp_path / "bars_model.npz"
+    assert main(["train", "--dataset", str(tmp_path / "bars.npz"), "--quiet", "--out",
+                 str(model)]) == 0
+    picture = Image.new("L", (90, 120), color=255)
+    ImageDraw.Draw(picture).rectangle([40, 10, 55, 110], fill=0)
+    Image.init()
+    paths = []
+    for suffix, kind in Image.registered_extensions().items():
+        if kind in formats:
+            paths.append(tmp_path / f"vertical{suffix}")
+            picture.save(paths[-1], format=kind)
+    assert len(paths) >= len(formats)
+    capsys.readouterr()
+    assert main(["predict", str(model), *map(str, paths)]) == 0, capsys.readouterr().err
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == list(map(str, paths))
+    assert all(line.split(": ")[1].startswith("0 (") for line in lines)  # a vertical bar
+
+
 def test_small_messages(capsys):
     _run_fails(capsys, ["train", "--dataset", "nothere.csv"], "no such file: nothere.csv")
     _run_fails(capsys, ["train", "--dataset", "nothere"], "unknown dataset 'nothere'")
@@ -924,7 +972,6 @@ def test_evaluate_and_plot_find_mnist_where_the_model_was_trained(tmp_path, caps
 
 def test_the_cli_guide_has_a_section_for_every_subcommand():
     import argparse
-    from pathlib import Path
 
     from softmaxreg.cli import _parser
 
