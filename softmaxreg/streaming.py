@@ -45,7 +45,13 @@ from numpy.typing import NDArray
 from .estimators import SoftmaxRegression
 from .exceptions import DataError
 from .io import read_csv, read_npy, read_npz, read_svmlight, reader_for
-from .io.dataset import DataSchema, check_default_labels, generated_names, label_column_hint
+from .io.dataset import (
+    DataSchema,
+    check_default_labels,
+    check_held_out_labels,
+    generated_names,
+    label_column_hint,
+)
 from .io.idx import open_idx, read_idx_rows, require_idx_file
 from .io.npz import (
     check_finite,
@@ -580,16 +586,10 @@ def scan(source: Source, chunk_rows: int = CHUNK_ROWS, *, labels: Labels | None 
 
 
 def _check_held_out(source: Source, labels: Labels, held_out: NDArray[np.bool_]) -> None:
-    """DataError, before any training, if held-out rows have labels no training row has: the
-    model could not score them (as :func:`stream_metrics` would find after training)."""
-    held, kept = np.unique(labels.index[held_out]), np.unique(labels.index[~held_out])
-    unseen = labels.classes[np.setdiff1d(held, kept)].tolist()
-    if unseen:
-        raise DataError(f"{source.path}: labels {unseen[:10]} of the held-out test rows are in "
-                        f"no training row, so the model could not score them; "
-                        f"{labels.classes.size} distinct labels in {labels.n} rows"
-                        f"{label_column_hint(*source.label_choice())}; else give every class "
-                        "at least two rows")
+    """The held-out rows' labels checked before any training (as :func:`stream_metrics` would
+    find after it), by their class indices: one byte a row."""
+    check_held_out_labels(labels.index[~held_out], labels.index[held_out], str(source.path),
+                          *source.label_choice(), classes=labels.classes)
 
 
 # -- pass 3: training, and scores -----------------------------------------------------------------

@@ -43,7 +43,7 @@ from softmaxreg.io import (
     read_npz,
     read_svmlight,
 )
-from softmaxreg.io.dataset import DataSchema
+from softmaxreg.io.dataset import DataSchema, check_held_out_labels
 
 # From /work/shared/data/mnist/README.md, typed here independently of the library's registry.
 MNIST_SHA256 = {
@@ -580,7 +580,9 @@ def test_csv_round_trip_property(X, data):
         ("a,b,label\n1,2,0\n3,x,1\n", r"line 3, column 2 \('b'\): 'x' is not a finite number"),
         ("1,2,0\n,4,1\n", r"line 2, column 1: the cell is empty"),
         ("1,nan,0\n", r"line 1, column 2: 'nan' is not a finite number"),
-        ("1,2,\n", r"line 1: the label \(column 3\) is empty"),
+        ("1,2,\n", r"line 1: the label \(column 3\) is empty \(the labels were taken from the "
+                    r"column at index 2, chosen by default as the last column: if they are in "
+                    r"another column, name it with --label-column"),
         ("a,b,label\n", "has a header but no data rows"),
         ("\n\n", "is empty"),
         ("1 2 3\n", "single column"),
@@ -589,6 +591,70 @@ def test_csv_round_trip_property(X, data):
 def test_csv_errors_name_line_and_column(tmp_path, text, message):
     with pytest.raises(DataError, match=message):
         read_csv(csv_file(tmp_path, text))
+
+
+def _wine_frame():
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True)
+    frame = wine.data.copy()
+    frame["cultivar"] = np.array(["barolo", "grignolino", "barbera"])[wine.target]
+    frame["organic"] = np.arange(len(frame)) % 3 == 0  # a pandas bool column: True/False
+    return frame
+
+
+def test_csv_a_column_of_booleans_is_a_feature_beside_the_one_column_of_text(tmp_path):
+    """'cultivar' is the only column of words: the labels, whatever column comes last; the
+    bool column 'organic' is a feature of 1 and 0, in memory and streamed."""
+    from softmaxreg.streaming import open_source
+
+    frame = _wine_frame()
+    frame.to_csv(tmp_path / "wine.csv", index=False)
+    ds = read_csv(tmp_path / "wine.csv")
+    assert (ds.label_column, ds.label_reason) == ("cultivar", "the only column of text")
+    assert ds.y.tolist() == frame["cultivar"].tolist()
+    expected = frame.drop(columns="cultivar").astype(float).to_numpy()
+    np.testing.assert_array_equal(ds.X, expected)
+    streamed = list(open_source(tmp_path / "wine.csv").chunks(50))
+    np.testing.assert_array_equal(np.concatenate([X for X, _ in streamed]), expected)
+    frame.drop(columns="cultivar").to_csv(tmp_path / "flags.csv", index=False)
+    ds = read_csv(tmp_path / "flags.csv")  # no words: the column of True/False is the text
+    assert ds.label_column == "organic" and sorted(set(ds.y)) == ["False", "True"]
+
+
+def test_csv_errors_that_follow_from_a_default_label_name_it(tmp_path):
+    """Two columns of words: the last column, 'organic', is taken; the error on the other says
+    so and how to choose another; a column the user names is not explained."""
+    frame = _wine_frame()
+    frame.insert(3, "region", np.array(["east", "west"])[np.arange(len(frame)) % 2])
+    frame.to_csv(tmp_path / "wine.csv", index=False)
+    with pytest.raises(DataError) as err:
+        read_csv(tmp_path / "wine.csv")
+    assert str(err.value).startswith(f"{tmp_path / 'wine.csv'}, line 2, column 4 ('region'): "
+                                     "'east' is not a finite number")
+    assert ("(the labels were taken from the column 'organic', chosen by default as the last "
+            "column: if they are in another column, name it with --label-column, "
+            "label_column= in Python)") in str(err.value)
+    with pytest.raises(DataError) as err:
+        read_csv(tmp_path / "wine.csv", label_column="cultivar")
+    assert "'east' is not a finite number" in str(err.value)
+    assert "chosen by default" not in str(err.value)
+
+
+def test_held_out_labels_no_training_row_has_are_refused():
+    check_held_out_labels(np.array([0, 1, 1, 2]), np.array([2, 0]), "f.csv")  # all seen
+    with pytest.raises(DataError) as err:
+        check_held_out_labels(np.array([5, 6, 7]), np.array([8, 5, 9]), "f.csv", "proline",
+                              "the last column")
+    assert str(err.value) == (
+        "f.csv: labels [8, 9] of the held-out test rows are in no training row, so the model "
+        "could not score them; 5 distinct labels in 6 rows (the labels were taken from the "
+        "column 'proline', chosen by default as the last column: if they are in another column, "
+        "name it with --label-column, label_column= in Python); else give every class at least "
+        "two rows")
+    classes = np.array(["a", "b", "c"])
+    with pytest.raises(DataError, match=r"labels \['c'\] of the held-out"):
+        check_held_out_labels(np.array([0, 1]), np.array([2]), "f.csv", classes=classes)
 
 
 def test_csv_bad_label_column(tmp_path):

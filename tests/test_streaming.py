@@ -465,6 +465,29 @@ def test_cli_stream_refuses_before_training_when_held_out_labels_cannot_be_score
     assert "--label-column" in lines[1]
 
 
+def test_stream_of_a_csv_whose_last_column_is_a_feature_stops_before_training(
+        tmp_path, monkeypatch):
+    """Wine with its integer class first and the feature 'proline' last: 'proline' is taken
+    (the last column) and the run stops before training, naming it and --label-column."""
+    wine = load_wine(as_frame=True)
+    frame = wine.data.copy()
+    frame.insert(0, "cultivar", wine.target)
+    frame.to_csv(tmp_path / "wine.csv", index=False)
+    import softmaxreg.streaming as streaming
+
+    monkeypatch.setattr(streaming, "fit_stream", None)  # never reached
+    with pytest.raises(DataError) as err, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_stream(TrainSettings(dataset=str(tmp_path / "wine.csv"), progress=False))
+    assert "of the held-out test rows are in no training row" in str(err.value)
+    assert "the column 'proline', chosen by default as the last column" in str(err.value)
+    assert "--label-column" in str(err.value)
+    settings = TrainSettings(dataset=str(tmp_path / "wine.csv"), label_column="cultivar",
+                             progress=False, epochs=2)
+    monkeypatch.setattr(streaming, "fit_stream", fit_stream)
+    assert train_stream(settings).report["test"]["n"] == 45
+
+
 def test_fit_stream_does_not_repeat_scikit_learns_warning_for_each_chunk(tmp_path):
     """30 classes in chunks of 40 rows: each chunk has more distinct labels than half its rows,
     which scikit-learn takes for a regression target, once per call of partial_fit."""

@@ -113,6 +113,24 @@ def label_column_hint(column: str | int | None, reason: str | None = None) -> st
             "it with --label-column, label_column= in Python)")
 
 
+def check_held_out_labels(train: NDArray[Any], held_out: NDArray[Any], where: str,
+                          column: str | int | None = None, reason: str | None = None, *,
+                          classes: NDArray[Any] | None = None) -> None:
+    """DataError, before any training, if rows held out for testing have labels that no
+    training row has: the model could not score them. ``train`` and ``held_out``: the labels of
+    both parts, or their positions in ``classes`` when given; ``column``, ``reason``: where
+    the labels were taken from (:func:`label_column_hint`)."""
+    seen, held = np.unique(train), np.unique(held_out)
+    unseen = np.setdiff1d(held, seen)
+    if unseen.size:
+        shown = (unseen if classes is None else classes[unseen])[:10].tolist()
+        k, n = np.union1d(seen, held).size, len(train) + len(held_out)
+        raise DataError(f"{where}: labels {shown} of the held-out test rows are in no training "
+                        f"row, so the model could not score them; {k} distinct labels in {n} "
+                        f"rows{label_column_hint(column, reason)}; else give every class at "
+                        "least two rows")
+
+
 def _listed(names: Sequence[str], limit: int = 10) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
@@ -132,6 +150,8 @@ class Dataset:
     labels were, by name or index, and ``index_base`` svmlight's first feature index (see
     :class:`DataSchema`). ``dropped_rows``: the 0-based data rows of the file that were left
     out (a CSV's rows with empty cells, ``empty="drop"``); :attr:`row_numbers` those kept.
+    ``label_reason``: why ``label_column`` was taken when no one named it ("the last column"),
+    for messages (:func:`label_column_hint`).
     """
 
     X: NDArray[Any] | sp.csr_matrix
@@ -145,6 +165,7 @@ class Dataset:
     label_column: str | int | None = None
     index_base: int | None = None
     dropped_rows: tuple[int, ...] = ()
+    label_reason: str | None = None
     names_generated: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -203,7 +224,7 @@ class Dataset:
             X, X_test = self.X, self.X_test
         conformed = Dataset(X, self.y, X_test, self.y_test, self.name, self.pixels,
                             self.image_shape, list(schema.feature_names), self.label_column,
-                            self.index_base, self.dropped_rows)
+                            self.index_base, self.dropped_rows, self.label_reason)
         conformed.names_generated = not schema.named
         return conformed
 

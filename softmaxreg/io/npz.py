@@ -152,9 +152,11 @@ def read_npy(path: PathLike, label_column: int | str | None = None, *,
     X = np.array(data[:, features])
     check_finite(X, "a feature", path)
     y = None if label is None else npy_labels(np.array(data[:, label]), path, label)
-    if y is not None and label_column is None and schema is None:
-        check_default_labels(np.unique(y), len(y), label, "the last column")
-    return Dataset(X, y, name=path.stem, label_column=label)
+    reason = "the last column" if y is not None and label_column is None and schema is None \
+        else None
+    if reason is not None:
+        check_default_labels(np.unique(y), len(y), label, reason)
+    return Dataset(X, y, name=path.stem, label_column=label, label_reason=reason)
 
 
 def open_npy(path: Path) -> NDArray[Any]:

@@ -14,10 +14,12 @@ How a CSV file's layout is settled (:func:`open_csv`), from its first rows:
 * **row names**: a first column whose header is empty (what R's ``write.csv`` and pandas'
   ``to_csv`` write for row names or the index) is dropped.
 * **label column**: the one named or numbered by ``label_column``; else the schema's; else the
-  column named ``label``; else the only column of text (text cannot be a feature); else the
-  last. Given a schema, a file may also have no label column (rows to predict).
+  column named ``label`` (in any case); else the only column of text among the first rows (text
+  cannot be a feature; a column of ``True``/``False`` counts only when no other column holds
+  text); else the last. Given a schema, a file may also have no label column (rows to predict).
+  An error that may follow from a label column chosen so names it and why it was taken.
 * **features**: every other column; given a schema, matched by name (reordered if need be) or,
-  without names on either side, by position.
+  without names on either side, by position. ``True`` and ``False`` (any case) read as 1 and 0.
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from ..exceptions import DataError
-from .dataset import DataSchema, Dataset, PathLike, check_default_labels, warn_by_position
+from .dataset import (
+    DataSchema,
+    Dataset,
+    PathLike,
+    check_default_labels,
+    label_column_hint,
+    warn_by_position,
+)
 
 HEADER_CHOICES = ("auto", "yes", "no")
 EMPTY_CHOICES = ("error", "drop", "zero")  # an empty cell: refused, its row dropped, or 0
@@ -70,7 +79,8 @@ def read_csv(path: PathLike, label_column: int | str | None = None, *, header: s
         if table.label_reason is not None:
             check_default_labels(np.unique(y), len(y), table.label_name, table.label_reason)
         return Dataset(X, y, name=table.path.stem, feature_names=table.feature_names,
-                       label_column=table.label_name, dropped_rows=tuple(table.dropped))
+                       label_column=table.label_name, dropped_rows=tuple(table.dropped),
+                       label_reason=table.label_reason)
 
 
 @contextmanager
@@ -128,12 +138,29 @@ def _csv_rows(file: IO[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
             yield reader.line_num, fields
 
 
+_FLAGS = {"true": "1", "false": "0"}  # a column of booleans (pandas writes True/False)
+
+
+def _is_flag(text: str) -> bool:
+    return text.strip().lower() in _FLAGS
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
         return False
     return True
+
+
+def _text_columns(columns: list[int], sample: list[tuple[int, list[str]]]) -> list[int]:
+    """The columns that hold text in the rows ``sample``: words, else (if no column holds
+    words) True/False."""
+    def holding(test: Any) -> list[int]:
+        return [j for j in columns if any(j < len(f) and test(f[j]) for _, f in sample)]
+
+    words = holding(lambda v: v.strip() and not _is_number(v) and not _is_flag(v))
+    return words or holding(_is_flag)
 
 
 def _detect_header(head: list[tuple[int, list[str]]], schema: DataSchema | None) -> bool:
@@ -222,8 +249,7 @@ class CsvTable:
             self.label = self._named_label(columns, "label") if names else None
             self.label_reason = "the column named 'label'"
             if self.label is None:  # a column of text cannot be a feature
-                text = [j for j in columns if any(j < len(f) and f[j].strip()
-                                                  and not _is_number(f[j]) for _, f in sample)]
+                text = _text_columns(columns, sample)
                 self.label, self.label_reason = (text[0], "the only column of text") \
                     if len(text) == 1 else (columns[-1], "the last column")
         else:
@@ -236,6 +262,12 @@ class CsvTable:
         self._settle_features([j for j in columns if j != self.label], schema)
         if self.label is not None:
             self.label_name = names[self.label] if names else columns.index(self.label)
+
+    def label_hint(self) -> str:
+        """For an error that may follow from a label column chosen by default: which it is, why,
+        and how to choose another; "" when it was named."""
+        return label_column_hint(self.label_name, self.label_reason) if self.label_reason \
+            else ""
 
     def _named_label(self, columns: list[int], name: str | None) -> int | None:
         """The column whose header is ``name`` (any case for "label"), or None."""
@@ -374,7 +406,7 @@ class CsvTable:
                     continue
                 if not label:
                     raise DataError(f"{self.path}, line {line}: the label "
-                                    f"({self.column(self.label)}) is empty")
+                                    f"({self.column(self.label)}) is empty{self.label_hint()}")
                 labels.append(label)
             chunk.append(values)
             lines.append(line)
@@ -392,10 +424,9 @@ class CsvTable:
 
     def _floats(self, chunk: list[list[str]], lines: list[int]) -> NDArray[np.float64]:
         """Convert a block of rows; on failure find and name the offending cell."""
-        try:
-            block = np.array(chunk, dtype=np.float64)
-        except ValueError:
-            block = None
+        block = _as_floats(chunk)
+        if block is None:  # True/False cells are 1 and 0
+            block = _as_floats([[_FLAGS.get(v.strip().lower(), v) for v in row] for row in chunk])
         if block is not None and np.isfinite(block).all():
             return block
         for row, line in zip(chunk, lines, strict=True):
@@ -404,10 +435,19 @@ class CsvTable:
                 if not text.strip():
                     raise DataError(f"{where}: the cell is empty (read empty cells as 0 "
                                     "or drop their rows with --empty-cells zero|drop)")
-                if not _is_number(text) or not math.isfinite(float(text)):
-                    raise DataError(f"{where}: {text!r} is not a finite number")
+                if not _is_flag(text) and (not _is_number(text)
+                                           or not math.isfinite(float(text))):
+                    raise DataError(f"{where}: {text!r} is not a finite number"
+                                    f"{self.label_hint()}")
         raise DataError(f"{self.path}: cannot convert the rows on lines {lines[0]}–{lines[-1]} "
                         "to numbers")
+
+
+def _as_floats(rows: list[list[str]]) -> NDArray[np.float64] | None:
+    try:
+        return np.array(rows, dtype=np.float64)
+    except ValueError:
+        return None
 
 
 def integer_labels(y: NDArray[Any]) -> NDArray[Any]:
