@@ -531,10 +531,11 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
     test = _stream_test_source(settings, source)
     labels = held_out = None
     if test is None:  # the in-memory hold-out, by row index
-        labels = read_labels(source, chunk_rows)
+        labels = read_labels(source, chunk_rows, progress=settings.progress)
         held_out = np.zeros(labels.n, dtype=bool)
         held_out[holdout_rows(labels.y, settings)[1]] = True
-    stats = scan(source, chunk_rows, labels=labels, held_out=held_out)
+    stats = scan(source, chunk_rows, labels=labels, held_out=held_out,
+                 progress=settings.progress)
     if out is not None:
         check_savable(source.schema(stats.moments.n_features), settings.dataset)
     label = _default_label(settings, source.schema(stats.moments.n_features).label,
@@ -553,13 +554,14 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
                             scaling=settings.scale, stats=stats, progress=settings.progress)
     seconds = time.perf_counter() - start
     trained, held = stream_metrics(estimator, source, scaling, chunk_rows, labels=stats.labels,
-                                   held_out=held_out)
+                                   held_out=held_out, progress=settings.progress)
     report = _report(_shown(settings.dataset), settings, estimator, seconds, trained)
     report.update(label)
     if held is not None:
         report["test"] = held
     elif test is not None:
-        report["test"] = stream_metrics(estimator, test, scaling, chunk_rows)[0]
+        report["test"] = stream_metrics(estimator, test, scaling, chunk_rows,
+                                        progress=settings.progress)[0]
     if out is not None:
         stream = {"chunk_rows": chunk_rows, "n": stats.n}
         _save_run(out, estimator, scaling, report, None,

@@ -747,13 +747,13 @@ def test_the_epochs_help_states_the_stopping_rule_that_fits_follow(iris_csv):
     assert not any(improved[-patience:]) and improved[-patience - 1]
 
 
-def _train_iris(stderr, leader=None) -> tuple[int, str, bytes]:
+def _train(argv, stderr, leader=None) -> tuple[int, str, bytes]:
     """(exit status, stdout, what the terminal ``leader`` received) of `softmaxreg train
-    --dataset iris` whose stderr is ``stderr``."""
+    ARGV` whose stderr is ``stderr``."""
     import select
 
-    argv = [sys.executable, "-m", "softmaxreg", "train", "--dataset", "iris"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr)
+    proc = subprocess.Popen([sys.executable, "-m", "softmaxreg", "train", *argv],
+                            stdout=subprocess.PIPE, stderr=stderr)
     shown = b""
     while leader is not None:  # read as it comes: a full terminal would block the command
         if select.select([leader], [], [], 0.1)[0]:
@@ -764,88 +764,37 @@ def _train_iris(stderr, leader=None) -> tuple[int, str, bytes]:
     return proc.returncode, out, shown
 
 
-def test_no_progress_frames_when_stderr_is_not_a_terminal(tmp_path):
-    """`softmaxreg train 2>log` wrote every frame of the bar into the log; a terminal still
-    gets the bar, and stdout the summary either way."""
+def _on_a_terminal(argv) -> tuple[int, str, bytes]:
+    """:func:`_train` with stderr on a pseudo-terminal of 100 columns (at 0, tqdm draws
+    nothing)."""
     import fcntl
     import pty
     import struct
     import termios
 
-    with open(tmp_path / "log", "w") as log:
-        code, out, _ = _train_iris(log)
-    assert code == 0 and "test       accuracy" in out
-    assert (tmp_path / "log").read_text() == ""
     leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 0 columns:
-    try:                                                                  # tqdm draws nothing
-        code, out, shown = _train_iris(follower, leader)
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        return _train(argv, follower, leader)
     finally:
         os.close(follower)
         os.close(leader)
-    assert code == 0 and "test       accuracy" in out
-    assert b"SoftmaxRegression" in shown and b"\r" in shown
 
 
-@pytest.fixture(scope="module")
-def wine_csv(tmp_path_factory):
-    """wine as a CSV file, wine.csv, whose label column 'cultivar' holds text."""
-    frame = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
-    frame["cultivar"] = np.array(["a", "b", "c"])[frame["cultivar"]]
-    path = tmp_path_factory.mktemp("w") / "wine.csv"
-    frame.to_csv(path, index=False)
-    return path
-
-
-RUN_SETTINGS = {"dataset", "test", "model", "solver", "epochs", "seed", "val_fraction", "scale",
-                "label_column", "header", "empty", "test_fraction", "data_dir"}  # every run's
-
-
-@pytest.mark.parametrize("argv, used", [
-    ([], {"C"}),
-    (["--solver", "adam", "--epochs", "2"], {"C", "batch_size", "lr", "schedule",
-                                             "early_stopping"}),
-    (["--model", "network", "--hidden", "3", "--epochs", "2"],
-     {"hidden", "activation", "alpha", "batch_size", "lr", "schedule", "early_stopping"}),
-    (["--model", "network", "--solver", "lbfgs", "--hidden", "3", "--epochs", "2"],
-     {"hidden", "activation", "alpha"}),
-], ids=["softmax lbfgs", "softmax adam", "network adam", "network lbfgs"])
-def test_a_model_file_records_the_settings_its_run_used(tmp_path, capsys, wine_csv, argv, used):
-    model = tmp_path / "m.npz"
-    assert main(["train", "--dataset", str(wine_csv), "--quiet", "--out", str(model),
-                 *argv]) == 0
-    estimator, _, meta = load_bundle(model)
-    training = meta["training"]
-    assert set(training) == RUN_SETTINGS | used
-    assert training["solver"] == ("adam" if "adam" in argv or "--solver" not in argv and
-                                  "network" in argv else "lbfgs")
-    if "schedule" not in used:  # the schedule the CLI did not apply is not in the params either
-        assert estimator.learning_rate == type(estimator)().learning_rate
-
-
-def test_a_model_file_finds_its_data_from_any_folder(tmp_path, capsys, monkeypatch, wine_csv):
-    """The data are recorded by absolute path: `plot` and `evaluate` from another folder use
-    them; a file wine.csv is not recorded as the bundled set 'wine'."""
-    monkeypatch.chdir(wine_csv.parent)
-    model = tmp_path / "w" / "model.npz"
-    model.parent.mkdir()
-    assert main(["train", "--dataset", "wine.csv", "--quiet", "--out", str(model)]) == 0
-    assert "softmax on wine.csv:" in capsys.readouterr().out  # as given
-    meta = load_bundle(model)[2]
-    assert meta["dataset"] == meta["training"]["dataset"] == str(wine_csv.resolve())
-    elsewhere = tmp_path / "other"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    assert main(["plot", str(model), "--out", "figs"]) == 0
-    out = capsys.readouterr().out
-    assert "figs/confusion_matrix.png" in out.splitlines() and "skipped confusion" not in out
-    relative = os.path.relpath(wine_csv, elsewhere)  # another spelling of the same file
-    assert main(["evaluate", str(model), "--dataset", relative, "--json"]) == 0
-    _, test = train_test_split(np.arange(178), test_size=0.25, random_state=0,
-                               stratify=load_wine().target)  # the training's hold-out, rebuilt
-    assert json.loads(capsys.readouterr().out)["n"] == len(test)
-    assert main(["train", "--dataset", "wine", "--quiet", "--out", str(model)]) == 0
-    assert load_bundle(model)[2]["dataset"] == "wine"  # the bundled set, by its name
+def test_no_progress_frames_when_stderr_is_not_a_terminal(tmp_path, iris_csv):
+    """`softmaxreg train 2>log` wrote every frame of the bar into the log; a terminal still
+    gets the bar (a stream: one per pass over the file), and stdout the summary either way."""
+    stream = ["--dataset", str(iris_csv[0]), "--stream", "--epochs", "2", "--chunk-rows", "50"]
+    for argv, bars in ((["--dataset", "iris"], [b"SoftmaxRegression"]),
+                       (stream, [b"labels", b"statistics", b"chunks", b"metrics"])):
+        with open(tmp_path / "log", "w") as log:
+            code, out, _ = _train(argv, log)
+        assert code == 0 and "test       accuracy" in out
+        log = (tmp_path / "log").read_text()  # warnings only, no frames of a bar
+        assert "\r" not in log and "%|" not in log and log.count("\n") <= 1, log
+        code, out, shown = _on_a_terminal(argv)
+        assert code == 0 and "test       accuracy" in out
+        assert all(bar in shown for bar in bars) and b"\r" in shown, shown
 
 
 def test_plot_out_must_be_a_folder(tmp_path, capsys, iris_model):
