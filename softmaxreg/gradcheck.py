@@ -15,11 +15,16 @@ keeps an error in the few intercepts from being drowned by the many weights.
 
 Cost: two forward passes per coordinate checked.  Blocks with at most ``max_checks`` coordinates
 are checked in full; larger ones on a seeded random sample, so a layer of any size costs
-O(max_checks) forward passes.
+O(max_checks) forward passes.  Each pass costs the whole network, though: 3000 inputs to 3 classes
+took 1.5 s through hidden layers (5, 4) and 21-25 s through (3000,); through (3000, 3000) to 3000
+classes 2.5 min.  So a check expected to last more than :data:`SLOW_SECONDS` says first how long
+(a UserWarning, from the time of one forward pass).
 """
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +35,7 @@ from ._threads import one_blas_thread
 from .network import Network
 
 SAFETY = 10.0  # C: measured per entry, up to 1.2 ε max(|J|, 1) / h and 0.35 of it on average
+SLOW_SECONDS = 10.0  # a check expected to take longer warns how long, before it starts
 
 
 @dataclass
@@ -79,12 +85,13 @@ def gradcheck(
         numeric = central_differences(J, net.params, index, h)
         return _relative_error(numeric, analytic[index], noise * np.sqrt(index.size) / rtol)
 
+    samples = [[_sample(index, max_checks, rng) for index in blocks] for blocks in _blocks(net)]
     # many small forward passes: BLAS threads would cost more than they save
     with one_blas_thread():
         try:
+            _warn_if_slow(J, sum(index.size for blocks in samples for index in blocks))
             errors = []
-            for l, blocks in enumerate(_blocks(net), start=1):
-                blocks = [_sample(index, max_checks, rng) for index in blocks]
+            for l, blocks in enumerate(samples, start=1):
                 worst = max(block_error(index) for index in blocks)
                 checked = sum(index.size for index in blocks)
                 errors.append(LayerError(l, net.layers[l - 1].shape, worst, checked))
@@ -92,6 +99,19 @@ def gradcheck(
         finally:
             net.params[...] = saved
             net.clear_caches()
+
+
+def _warn_if_slow(J: Callable[[], float], n_checks: int) -> None:
+    """A UserWarning saying how long the check will take, from the time of one forward pass,
+    when that is more than :data:`SLOW_SECONDS`."""
+    start = time.perf_counter()
+    J()
+    seconds = 2 * n_checks * (time.perf_counter() - start)
+    if seconds > SLOW_SECONDS:
+        took = f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+        warnings.warn(f"gradcheck: {n_checks:,} coordinates to check, two forward passes of the "
+                      f"whole network each: about {took} (fewer with max_checks)", UserWarning,
+                      stacklevel=3)
 
 
 def _blocks(net: Network) -> list[tuple[NDArray[np.intp], NDArray[np.intp]]]:

@@ -5,6 +5,7 @@ that its finite differences agree with scipy's."""
 
 import importlib
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -120,9 +121,33 @@ def test_a_200_by_200_layer_costs_the_coordinates_checked(monkeypatch):
     (e,) = gradcheck(net, X, y, l2=1e-2)
     seconds = time.perf_counter() - start
     assert e.checked == 256 + 200  # a sample of the 40 000 weights, every intercept
-    assert len(calls) == 1 + 2 * e.checked  # backprop once, two forward passes per coordinate
+    # backprop once, one pass timed for the expected duration, two passes per coordinate
+    assert len(calls) == 2 + 2 * e.checked
     assert e.max_rel_error < 1e-6
     assert seconds < 10, seconds  # 0.25 s when measured (checking all 40 200 took 218 s)
+
+
+def test_a_check_of_minutes_says_how_long_before_it_starts(monkeypatch):
+    """Every coordinate of a 1000-1000-3 network: 1 004 003 of them, two forward passes each
+    (about an hour here); the warning, made an error, stops the check before its first
+    difference."""
+    net, X, y = random_problem((1000, 1000, 3), seed=8)
+    before = net.params.copy()
+    module = importlib.import_module("softmaxreg.gradcheck")
+
+    def started(*args, **kwargs):
+        raise AssertionError("the differences started before the warning")
+
+    monkeypatch.setattr(module, "central_differences", started)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match=r"gradcheck: 1,004,003 coordinates to check, two "
+                                              r"forward passes of the whole network each: "
+                                              r"about \d+\.\d min \(fewer with max_checks\)"):
+            gradcheck(net, X, y, max_checks=None)
+        np.testing.assert_array_equal(net.params, before)
+        monkeypatch.undo()
+        assert gradcheck(*random_problem((50, 20, 3)))[0].max_rel_error < 1e-6  # no warning
 
 
 def test_the_sample_is_seeded_and_max_checks_none_checks_everything(monkeypatch):
