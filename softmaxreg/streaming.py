@@ -559,12 +559,12 @@ def scan(source: Source, chunk_rows: int = CHUNK_ROWS, *, labels: Labels | None 
          held_out: NDArray[np.bool_] | None = None, progress: bool = False) -> StreamStats:
     """One pass over ``source``: :class:`StreamStats` — the labels (read in the same pass when
     ``labels`` is None) and the moments of every row not ``held_out`` (n,).  ``progress``: a
-    bar named "statistics" (:func:`_passing`)."""
+    bar named "statistics" (:func:`_passing`).  DataError if held-out rows have labels that no
+    training row has (:func:`~softmaxreg.io.dataset.check_held_out_labels`): the metrics pass
+    after training would find it."""
     if held_out is not None and labels is None:
         raise ValueError("held_out rows are chosen from the labels: read them first "
                          "(read_labels) and pass them")
-    if held_out is not None:
-        _check_held_out(source, labels, held_out)
     reader = _LabelReader(source) if labels is None else None
     moments, n_chunks, a = Moments(), 0, 0
     name = "statistics" if reader is None else "labels and statistics"
@@ -582,6 +582,8 @@ def scan(source: Source, chunk_rows: int = CHUNK_ROWS, *, labels: Labels | None 
     labels = reader.labels() if reader is not None else labels
     if labels.n != a:
         raise DataError(f"{source.path} changed while it was read: {labels.n} rows, then {a}")
+    if held_out is not None:  # after the file's own problems, before any training
+        _check_held_out(source, labels, held_out)
     return StreamStats(labels, moments, n_chunks, held_out)
 
 
