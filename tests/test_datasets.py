@@ -641,6 +641,24 @@ def test_csv_errors_that_follow_from_a_default_label_name_it(tmp_path):
     assert "chosen by default" not in str(err.value)
 
 
+def test_csv_a_column_of_categories_says_how_to_encode_it(tmp_path):
+    """In memory and streamed, one message: the cell, and what to do with the column."""
+    from softmaxreg.streaming import open_source
+
+    path = csv_file(tmp_path, "a,region,label\n1,east,0\n2,west,1\n")
+    expected = (f"{path}, line 2, column 2 ('region'): 'east' is not a finite number, and "
+                "features are numbers: encode this column of categories as numbers, one column "
+                "per category (e.g. pandas.get_dummies(frame, columns=['region'])), or drop it")
+    for read in (read_csv, lambda p, **kw: list(open_source(p, **kw).chunks())):
+        with pytest.raises(DataError) as err:
+            read(path, label_column="label")
+        assert str(err.value) == expected
+    with pytest.raises(DataError) as err:  # NaN is a number, not a category
+        read_csv(csv_file(tmp_path, "a,b,label\n1,nan,0\n"))
+    assert "'nan' is not a finite number" in str(err.value)
+    assert "categories" not in str(err.value)
+
+
 def test_held_out_labels_no_training_row_has_are_refused():
     check_held_out_labels(np.array([0, 1, 1, 2]), np.array([2, 0]), "f.csv")  # all seen
     with pytest.raises(DataError) as err:

@@ -263,6 +263,12 @@ class CsvTable:
         if self.label is not None:
             self.label_name = names[self.label] if names else columns.index(self.label)
 
+    def _encode(self, j: int) -> str:
+        """What to do with column j, a column of categories (words) among the features."""
+        column = repr(self.names[j]) if self.names else j
+        return (f"encode this column of categories as numbers, one column per category (e.g. "
+                f"pandas.get_dummies(frame, columns=[{column}])), or drop it")
+
     def label_hint(self) -> str:
         """For an error that may follow from a label column chosen by default: which it is, why,
         and how to choose another; "" when it was named."""
@@ -435,8 +441,11 @@ class CsvTable:
                 if not text.strip():
                     raise DataError(f"{where}: the cell is empty (read empty cells as 0 "
                                     "or drop their rows with --empty-cells zero|drop)")
-                if not _is_flag(text) and (not _is_number(text)
-                                           or not math.isfinite(float(text))):
+                if not _is_flag(text) and not _is_number(text):
+                    raise DataError(f"{where}: {text!r} is not a finite number, and features "
+                                    f"are numbers: {self._encode(self.features[k])}"
+                                    f"{self.label_hint()}")
+                if not _is_flag(text) and not math.isfinite(float(text)):
                     raise DataError(f"{where}: {text!r} is not a finite number"
                                     f"{self.label_hint()}")
         raise DataError(f"{self.path}: cannot convert the rows on lines {lines[0]}–{lines[-1]} "
