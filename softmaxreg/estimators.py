@@ -327,11 +327,13 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         self.loss_ = res.fun
         if not np.all(np.isfinite(res.x)):
             raise TrainingDivergedError(f"the {self.solver} solution is not finite; scale the data")
-        if not res.converged:
+        if not res.converged:  # more iterations help only a fit that ran out of them
+            more = (f"Increase the number of iterations (max_iter={self.max_iter}) or scale"
+                    if res.n_iter >= self.max_iter else "A larger max_iter would not help: scale")
             warnings.warn(
                 f"{self.solver} failed to converge after {res.n_iter} iteration(s) "
-                f"({res.message}). Increase the number of iterations (max_iter={self.max_iter}) "
-                "or scale the data, e.g. with sklearn.preprocessing.StandardScaler.",
+                f"({res.message}). {more} the data, e.g. with "
+                "sklearn.preprocessing.StandardScaler.",
                 ConvergenceWarning,
                 stacklevel=3,
             )

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from sklearn.datasets import load_iris
+from sklearn.exceptions import ConvergenceWarning
 
 from softmaxreg import SoftmaxNetwork, SoftmaxRegression, cli
 from softmaxreg.exceptions import DataError
@@ -350,6 +351,20 @@ def test_extreme_finite_rows_give_probabilities_or_a_value_error(iris_models, ro
             continue
         assert np.isfinite(P).all() and np.isclose(P.sum(), 1.0)
         assert model.predict(np.array([row]))[0] == model.classes_[np.argmax(P)]
+
+
+@pytest.mark.parametrize("value", [1.7e308, -1.7e308])
+def test_lbfgs_stopped_at_float64_max_does_not_advise_more_iterations(value):
+    """A feature near ±1.7e308 makes L-BFGS's first line search fail: it stops after 0 of its
+    200 iterations, and more would not help (the warning said to increase them)."""
+    X, y = load_iris(return_X_y=True)
+    X[0, 0] = value
+    with pytest.warns(ConvergenceWarning) as caught:
+        SoftmaxRegression().fit(X, y)
+    (message,) = [str(w.message) for w in caught if w.category is ConvergenceWarning]
+    assert message.startswith("lbfgs failed to converge after 0 iteration(s) (ABNORMAL")
+    assert message.endswith("A larger max_iter would not help: scale the data, e.g. with "
+                            "sklearn.preprocessing.StandardScaler.")
 
 
 def test_float32_network_given_1e39_computes_in_float64(iris_models):
