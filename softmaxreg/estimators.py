@@ -98,6 +98,9 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     the mean-form objective are (``_penalties``), how it initialises its parameters (``_init``),
     which full-batch solver it uses (``_full_batch_solver``) and which fitted attributes it
     exposes (``_set_network``, ``_set_n_iter``).
+
+    Besides the public fitted attributes, ``_input_max_abs_`` is the largest |x| of the
+    training features (:meth:`_seen_range`), which a model file keeps (``input_max_abs``).
     """
 
     _default_lr = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}
@@ -135,7 +138,7 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         sw = _sample_weight(sample_weight, X)
         sw = self._row_weights(y_enc, sw, np.bincount(y_enc, weights=sw, minlength=len(classes)))
         X, y_enc, sw = _drop_unweighted(X, y_enc, sw)
-        dtype = self._dtype(X.dtype, _largest_abs(X))
+        dtype = self._dtype(X.dtype, self._seen_range(_largest_abs(X), reset=True))
         return MemoryRows(_as_network_input(X, dtype, self.solver in MINIBATCH_SOLVERS), y_enc, sw)
 
     def _dask_rows(self, X, y, sample_weight) -> Rows:
@@ -154,7 +157,7 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         self._set_classes(data.classes)
         cw = self._class_weights(data.class_totals)
         _check_weighted_classes(data.classes, data.class_totals)
-        return data.prepare(cw, self._dtype(data.dtype, data.top))
+        return data.prepare(cw, self._dtype(data.dtype, self._seen_range(data.top, reset=True)))
 
     @_minibatch_only
     @with_callbacks
@@ -183,9 +186,10 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 "y=y) on a large enough sample of the labels and pass them as a dict."
             )
         sw = self._row_weights(y_enc, _sample_weight(sample_weight, X), None)
+        top = self._seen_range(_largest_abs(X), reset=first)
         if first:
             self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-            dtype = self._dtype(X.dtype, _largest_abs(X))
+            dtype = self._dtype(X.dtype, top)
             self._set_network(self._new_network(X.shape[1], dtype, namespace(X), device(X)))
             self.history_ = History()
             self._opt, self._epochs_done = None, 0
@@ -257,6 +261,16 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         if not sw.sum() > 0:
             raise ValueError("sample_weight must have a positive sum: every row has weight 0")
         return None if np.all(sw == 1) else sw
+
+    def _seen_range(self, top: float, reset: bool) -> float:
+        """Record ``_input_max_abs_``, the largest |x| of the training features: ``top``, that
+        of the rows just validated, for a fit (``reset``) or a first ``partial_fit``, else the
+        larger of it and the chunks' before. A model file keeps it, so that pictures of digits
+        are made in the range the model was trained on (0..1 for ``X / 16``, not 0..16);
+        returns ``top``."""
+        seen = 0.0 if reset else getattr(self, "_input_max_abs_", 0.0)
+        self._input_max_abs_ = max(seen, float(top))
+        return top
 
     def _dtype(self, input_dtype, top: float):
         """The network's float type: the input's for full-batch solvers (no float64 copy of X),

@@ -63,13 +63,16 @@ ImageSource = str | os.PathLike[str] | NDArray[Any]
 
 
 def image_to_digit(image: ImageSource, shape: tuple[int, int] = MNIST_SHAPE,
-                   max_value: int = 255) -> NDArray[np.uint8]:
-    """A picture of one digit -> (h·w,) uint8 in ``0..max_value``, light ink on 0.
+                   max_value: float = 255) -> NDArray[np.uint8] | NDArray[np.float64]:
+    """A picture of one digit -> (h·w,) values in ``0..max_value``, light ink on 0.
 
     ``image`` is a file Pillow can read, or an array (h, w), (h, w, 3) or (h, w, 4): uint8 as
     0..255, uint16 as 0..65535, other integers as 0..255, floats as 0..1. ``shape`` (8, 8)
     gives scikit-learn's digits (use ``max_value=16``); any other shape MNIST's layout (the
-    longer side in 20/28 of the field, centre of mass at the centre). DataError, naming the
+    longer side in 20/28 of the field, centre of mass at the centre). An integer
+    ``max_value`` gives uint8 levels 0..max_value; a float (:func:`digit_format`'s for a model
+    trained in another range, e.g. ``load_digits`` / 16) gives float64: the format's own
+    levels (0..16 for 8×8, else 0..255) times max_value / levels. DataError, naming the
     file, if it is unreadable or holds no digit (no ink, only specks, or nothing left after
     resizing).
     """
@@ -85,7 +88,10 @@ def image_to_digit(image: ImageSource, shape: tuple[int, int] = MNIST_SHAPE,
     out = render(digit, tuple(shape))
     if out.sum() < 0.01 * out.size:  # less than 1 % of the field in full ink
         raise DataError(f"{source} holds no digit: its ink vanishes at {shape[0]}×{shape[1]}")
-    return np.rint(out * max_value).astype(np.uint8).reshape(-1)
+    if isinstance(max_value, (int, np.integer)):
+        return np.rint(out * max_value).astype(np.uint8).reshape(-1)
+    levels = _format_max(tuple(shape))
+    return (np.rint(out * levels) * max_value / levels).reshape(-1)
 
 
 def image_to_mnist(image: ImageSource) -> NDArray[np.uint8]:
@@ -94,17 +100,21 @@ def image_to_mnist(image: ImageSource) -> NDArray[np.uint8]:
 
 
 def load_images(paths: Iterable[ImageSource], shape: tuple[int, int] = MNIST_SHAPE,
-                max_value: int = 255) -> NDArray[np.uint8]:
-    """:func:`image_to_digit` of each picture, stacked: (k, h·w) uint8."""
+                max_value: float = 255) -> NDArray[np.uint8] | NDArray[np.float64]:
+    """:func:`image_to_digit` of each picture, stacked: (k, h·w) uint8 (float64 for a float
+    ``max_value``)."""
     rows = [image_to_digit(path, shape, max_value) for path in paths]
     return np.stack(rows) if rows else np.zeros((0, math.prod(shape)), dtype=np.uint8)
 
 
-def digit_format(n_features: int, image_shape=None) -> tuple[tuple[int, int], int]:
+def digit_format(n_features: int, image_shape=None,
+                 input_max_abs: float | None = None) -> tuple[tuple[int, int], float]:
     """(shape, max_value) of the images a model with ``n_features`` inputs was trained on.
 
-    The model file's ``image_shape`` when it has one; else 784 -> MNIST (28×28, 0..255),
-    64 -> scikit-learn's digits (8×8, 0..16), a square number -> a square image, 0..255.
+    The shape: the model file's ``image_shape`` when it has one; else 784 -> MNIST (28×28),
+    64 -> scikit-learn's digits (8×8), a square number -> a square image. The range: the
+    file's ``input_max_abs`` (the largest |x| the model was trained on) when it has one, as a
+    float unless it is the format's own; else the format's, 16 for 8×8 and 255 for others.
     """
     if image_shape and math.prod(image_shape) == n_features:
         shape = (int(image_shape[0]), int(image_shape[1]))
@@ -113,7 +123,16 @@ def digit_format(n_features: int, image_shape=None) -> tuple[tuple[int, int], in
         if side * side != n_features or side < 8:
             raise DataError(f"the model takes {n_features} features, not images of digits")
         shape = (side, side)
-    return shape, 16 if shape == DIGITS_SHAPE else 255
+    levels = _format_max(shape)
+    if input_max_abs is None or not 0 < input_max_abs < math.inf or input_max_abs == levels:
+        return shape, levels
+    return shape, float(input_max_abs)
+
+
+def _format_max(shape: tuple[int, int]) -> int:
+    """The largest value of a digit image of ``shape``: 16 in scikit-learn's 8×8 digits, 255
+    (8-bit) in MNIST's and any other format."""
+    return 16 if shape == DIGITS_SHAPE else 255
 
 
 # --- reading: greyscale in [0, 1], 0 black, 1 white --------------------------------------

@@ -4,7 +4,9 @@ Layout of the archive (all members plain numeric or unicode arrays, read with al
 
     metadata        a 0-d unicode array holding a JSON object (format version, library version,
                     model kind, estimator parameters, architecture, number of features, the
-                    data's schema, training settings, final metrics, training-data hash)
+                    data's schema, training settings, final metrics, training-data hash;
+                    ``input_max_abs``, the largest |x| of the training features, when the
+                    file holds no scaling: pictures of digits are made in that range)
     params          the flat parameter vector θ of the network (W[1], b[1], …, W[L], b[L])
     classes         the class labels, numeric or unicode, unique and sorted (np.unique's order)
     scaling.<key>   the preprocessing state (see preprocessing.Scaling.get_state), if any
@@ -36,7 +38,15 @@ from ._version import __version__
 from .exceptions import ModelFileError
 from .io.dataset import DataSchema, generated_names
 from .io.npz import atomic_write_bytes, json_safe, read_model_npz
-from .io.schema import MAX_METADATA_CHARS, MODEL, SchemaError, check, parse_json, unique_names
+from .io.schema import (
+    MAX_METADATA_CHARS,
+    MODEL,
+    Real,
+    SchemaError,
+    check,
+    parse_json,
+    unique_names,
+)
 from .network import Network, NetworkSpec
 from .preprocessing import FeatureScaler, Scaling
 
@@ -82,6 +92,7 @@ def save(estimator, path: str | os.PathLike, *, scaling: Scaling | None = None,
                    "label": schema.label, "index_base": schema.index_base},
         "n_iter": json_safe(np.ravel(to_numpy(getattr(estimator, "n_iter_", [0]))).tolist()),
         "history": _history(estimator),
+        **_input_range(estimator, scaling),
         **(metadata or {}),
     }
     arrays = {
@@ -112,6 +123,14 @@ def _unwrap(model, scaling, schema):
             f"{' or '.join(MODEL_KINDS)}, or the Pipeline softmaxreg.load returns (a "
             "FeatureScaler, then the estimator); save another pipeline's steps yourself")
     return model, scaling, schema
+
+
+def _input_range(estimator, scaling: Scaling | None) -> dict:
+    """``{"input_max_abs": the largest |x| of the training features}``, when the estimator
+    recorded it and takes the file's raw features (no scaling in front: behind one, it is the
+    range of the scaled features, not of what the file takes)."""
+    top = getattr(estimator, "_input_max_abs_", None)
+    return {"input_max_abs": float(top)} if top is not None and scaling is None else {}
 
 
 def default_schema(estimator) -> DataSchema:
@@ -236,6 +255,8 @@ def _check_agreement(meta: dict) -> None:
             if len(names) != d:
                 raise SchemaError(key, f"names {len(names)} features, the model takes {d}")
             unique_names(names, key)
+    if "input_max_abs" in meta:
+        Real(0.0).check(meta["input_max_abs"], "input_max_abs")
     shape = meta.get("image_shape")
     if shape is not None and shape[0] * shape[1] != d:
         raise SchemaError("image_shape", f"{shape} does not hold the model's {d} features")
@@ -291,10 +312,13 @@ def _build_estimator(path: Path, meta: dict, members: dict[str, np.ndarray]):
     cls = MODEL_KINDS[meta["kind"]]
     valid = cls().get_params()
     try:  # what fit would check: C > 0, known solver, ...
-        return cls.from_network(net, classes, **{k: _param(v) for k, v in
-                                                 meta.get("params", {}).items() if k in valid})
+        estimator = cls.from_network(net, classes, **{k: _param(v) for k, v in
+                                                      meta.get("params", {}).items() if k in valid})
     except (ValueError, TypeError) as exc:
         raise _fail(path, f"bad estimator parameters ({exc})") from None
+    if "input_max_abs" in meta:  # kept when the loaded model is saved again
+        estimator._input_max_abs_ = float(meta["input_max_abs"])
+    return estimator
 
 
 def _logit_bound(net: Network) -> float:

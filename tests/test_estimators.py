@@ -688,3 +688,26 @@ def test_network_sgd_steps_equal_pytorch_sgd(nesterov, alpha, iris):
     for ours, theirs in zip(est.coefs_ + est.intercepts_, Ws + bs, strict=True):
         theirs = theirs.detach().numpy()
         assert_allclose(ours, theirs.T if theirs.ndim == 2 else theirs, rtol=0, atol=1e-12)
+
+
+# -- what a model remembers of its training features -----------------------------------------
+def test_the_largest_abs_training_feature_is_recorded_by_every_fit_path():
+    """``_input_max_abs_`` is max |x| over the training rows (numpy's, of the whole X): the
+    latest ``fit``'s, or every ``partial_fit`` chunk's so far, dense or sparse."""
+    X, y = load_iris(return_X_y=True)
+    X = X * [1.0, -3.0, 0.5, 2.0]  # the largest |x| is a negative value: -3 × 4.4
+    X[:, 2] = np.where(X[:, 2] > 2, 0.0, X[:, 2])  # zeros for the sparse matrix to leave out
+    expected = np.abs(X).max()
+    assert expected == pytest.approx(13.2) and X.max() < expected
+    assert SoftmaxRegression().fit(X, y)._input_max_abs_ == expected
+    sparse = _quiet(SoftmaxNetwork((3,), max_iter=3, random_state=0).fit, sp.csr_matrix(X), y)
+    assert sparse._input_max_abs_ == expected
+    refit = SoftmaxRegression(warm_start=True).fit(X, y).fit(X / 16, y)
+    assert refit._input_max_abs_ == expected / 16
+    streamed = SoftmaxRegression(solver="sgd", random_state=0)
+    order = np.argsort(np.abs(X).max(axis=1))  # chunks of growing range, then a small one
+    seen = np.zeros(0, dtype=int)
+    for chunk in (order[:50], order[50:], order[:10]):
+        streamed.partial_fit(X[chunk], y[chunk], classes=[0, 1, 2])
+        seen = np.union1d(seen, chunk)
+        assert streamed._input_max_abs_ == np.abs(X[seen]).max()

@@ -324,6 +324,45 @@ def test_digit_format_follows_the_model():
         digit_format(600)
 
 
+def test_digit_format_takes_the_range_the_model_was_trained_on():
+    assert digit_format(64, None, 1.0) == ((8, 8), 1.0)  # load_digits / 16
+    assert digit_format(64, [8, 8], 16.0) == ((8, 8), 16)  # the format's own: uint8 levels
+    assert digit_format(784, None, 255.0) == ((28, 28), 255)
+    assert digit_format(784, None, 1.0) == ((28, 28), 1.0)  # MNIST / 255
+    assert digit_format(64, None, 0.0) == ((8, 8), 16)  # all-zero training data: no range
+    picture = photograph(draw_four(), noise=8.0)
+    levels = image_to_digit(picture, (8, 8), 16)
+    scaled = image_to_digit(picture, (8, 8), 1.0)
+    assert scaled.dtype == np.float64 and levels.max() == 16
+    np.testing.assert_array_equal(scaled, levels / 16.0)
+    np.testing.assert_array_equal(image_to_digit(picture, (8, 8), 255.0), levels * 255.0 / 16)
+    np.testing.assert_array_equal(image_to_mnist(picture) / 255.0,
+                                  image_to_digit(picture, (28, 28), 1.0))
+
+
+def test_a_model_trained_on_digits_over_16_reads_a_photo_of_a_four(tmp_path):
+    """The README's Python route, ``SoftmaxRegression(C=1.0).fit(X / 16, y)`` saved with
+    ``.save``: the photo is made in 0..1, the range the file records, as the CLI's predict
+    makes it (``digit_format`` of the file's ``image_shape`` and ``input_max_abs``, then
+    ``image_to_digit``). In 0..16 it was read as a 1 with probability 1.000."""
+    from sklearn.datasets import load_digits
+
+    from softmaxreg import SoftmaxRegression
+    from softmaxreg.persistence import load_bundle
+
+    X, y = load_digits(return_X_y=True)
+    SoftmaxRegression(C=1.0).fit(X / 16, y).save(tmp_path / "m.npz")
+    path = tmp_path / "four.png"
+    Image.fromarray(photograph(draw_four(), noise=8.0)).save(path)
+    estimator, scaling, meta = load_bundle(tmp_path / "m.npz")
+    assert scaling is None and meta["input_max_abs"] == 1.0
+    shape, max_value = digit_format(estimator.n_features_in_, meta.get("image_shape"),
+                                    meta.get("input_max_abs"))
+    row = image_to_digit(path, shape, max_value)
+    assert 0.75 <= row.max() <= 1.0  # the training rows' range, not load_digits' 0..16
+    assert estimator.predict(row[None]).tolist() == [4]
+
+
 def test_8x8_output_has_load_digits_format():
     """load_digits: the ink spans all 8 rows, 4 to 8 columns, values 0..16, centred."""
     from sklearn.datasets import load_digits

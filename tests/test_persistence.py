@@ -221,3 +221,28 @@ def test_metadata_claiming_more_than_its_cap_is_refused_before_expanding(tmp_pat
                                               match="metadata member claims 120000128 bytes"):
         load(path)
     assert peak.bytes < 2 * 0.28e6  # measured 0.27 MB
+
+
+def test_the_training_range_is_kept_when_the_file_takes_raw_features(tmp_path, iris):
+    """``input_max_abs`` in the metadata is max |x| of the features the model was fitted on
+    (numpy's, read straight from the archive); a loaded model keeps it when saved again;
+    behind a stored scaling it is left out (it would be the scaled features' range); files
+    without it load, and a hostile value is one ModelFileError."""
+    X, y = iris
+    path, arrays = _saved(tmp_path, iris)
+    meta = json.loads(str(arrays["metadata"]))
+    assert meta["input_max_abs"] == np.abs(X).max()
+    save(load(path), tmp_path / "again.npz")
+    assert load_bundle(tmp_path / "again.npz")[2]["input_max_abs"] == np.abs(X).max()
+    scaling = Scaling("unit").fit(X)
+    save(SoftmaxRegression().fit(scaling.transform(X), y), tmp_path / "s.npz", scaling=scaling)
+    assert "input_max_abs" not in load_bundle(tmp_path / "s.npz")[2]
+    del meta["input_max_abs"]
+    _write_npz(tmp_path / "old.npz", **{**arrays, "metadata": np.array(json.dumps(meta))})
+    assert not hasattr(load(tmp_path / "old.npz"), "_input_max_abs_")
+    for bad in (-1.0, "16", None):
+        _write_npz(tmp_path / "bad.npz", **{**arrays, "metadata": np.array(json.dumps(
+            {**meta, "input_max_abs": bad}))})
+        with pytest.raises(ModelFileError, match="bad.npz: bad metadata: input_max_abs: must "
+                                                 "be a finite number ≥ 0"):
+            load(tmp_path / "bad.npz")
