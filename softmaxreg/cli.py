@@ -256,8 +256,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(see --epochs)")
     t.add_argument("--scale", choices=SCALINGS, default=DEFAULT.scale,
                    help="feature scaling, fitted on the training rows and stored with the "
-                        "model; auto: 8-bit pixels to [0, 1], sparse (svmlight) features divided "
-                        "by their largest |x| (maxabs), others standardised")
+                        "model; auto decides on the data, whatever the file format: 8-bit pixels "
+                        "to [0, 1], sparse data (fewer than half the values non-zero) divided by "
+                        "each feature's largest |x| (maxabs), others standardised")
     _table_options(t, f"a CSV file's {CSV_LABEL_RULE}; a .npy file's last column",
                    ", else a download into it")
     t.add_argument("--out", metavar="FILE.npz",

@@ -23,6 +23,7 @@ __all__ = ["FeatureScaler", "Moments", "Scaling"]
 
 METHODS = ("auto", "none", "unit", "standard", "maxabs")
 _PIXEL_MAX = 255.0
+DENSE_ENTRIES = 2**26  # sparse data a centring scaling makes dense, up to 256 MiB in float32
 _CHUNK_ROWS = 4096  # rows per pass when computing statistics, to bound temporary memory
 _STATE_KEYS = ("mean", "method", "scale")
 
@@ -38,9 +39,11 @@ class Scaling:
     for sparse X it only scales (mean 0) so that X stays sparse; ``"maxabs"`` divides each
     feature by its largest |x| (scikit-learn's MaxAbsScaler: values in [-1, 1], zeros stay
     zeros); ``"none"`` is the identity; ``"auto"`` resolves at fit time to "unit" for pixel
-    data, "maxabs" for sparse data (svmlight: dividing a rare feature by its tiny standard
-    deviation gives values of 30 or more, and L-BFGS stops unconverged) and "standard"
-    otherwise.
+    data, "maxabs" for sparse data — fewer than half the entries non-zero, however the rows are
+    stored (:func:`sparse_data`; dividing a rare feature by its tiny standard deviation gives
+    values of 30 or more, and L-BFGS stops unconverged) — and "standard" otherwise, so that the
+    same rows get the same scaling from a CSV or a svmlight file. A scaling that centres makes
+    rows given as a sparse matrix dense (up to :data:`DENSE_ENTRIES` values of sparse data).
     """
 
     def __init__(self, method: str = "auto") -> None:
@@ -95,7 +98,9 @@ class Scaling:
         if dtype.kind != "f":
             raise ValueError(f"dtype must be a floating-point type, got {dtype}")
         if sp.issparse(X):
-            return _transform_sparse(X, mean, scale, dtype)
+            if not mean.any():
+                return _transform_sparse(X, scale, dtype)
+            X = _densified(X)  # centred rows are dense
         with np.errstate(over="ignore"):  # always a C-ordered copy: the caller's X is never
             out = np.array(X, dtype=dtype, order="C")  # modified, and BLAS sees one layout
         if not _survives(out, X, mean, scale):  # e.g. float64 features of 1e200 or 1e-300
@@ -229,7 +234,7 @@ class Moments:
     def __init__(self, n_features: int | None = None) -> None:
         self.n_features = n_features
         self.n = 0
-        self.sparse = False
+        self.nonzeros = 0  # entries that are not 0, for :attr:`sparse`
         self.mean = self.m2 = self.low = self.high = self.unit = np.zeros(n_features or 0)
 
     def update(self, X: Matrix) -> Moments:
@@ -249,8 +254,8 @@ class Moments:
         _, exponent = np.frexp(np.maximum(np.abs(low), np.abs(high)))
         unit = np.ldexp(1.0, exponent)
         mean, m2 = (_sparse_moments if sp.issparse(X) else _dense_moments)(X, unit)
+        self.nonzeros += np.count_nonzero(X.data if sp.issparse(X) else X)
         if self.n == 0:
-            self.sparse = sp.issparse(X)
             self.mean, self.m2, self.low, self.high, self.unit = mean, m2, low, high, unit
         else:
             self._merge(m, mean, m2, unit)
@@ -258,6 +263,11 @@ class Moments:
             np.maximum(self.high, high, out=self.high)
         self.n += m
         return self
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the rows seen are sparse data (:func:`sparse_data`), however stored."""
+        return self.n > 0 and sparse_data(self.nonzeros, self.n * self.n_features)
 
     def _merge(self, m: int, mean: NDArray[np.float64], m2: NDArray[np.float64],
                unit: NDArray[np.float64]) -> None:
@@ -289,6 +299,13 @@ class Moments:
         scale = np.maximum(np.abs(self.low), np.abs(self.high))
         scale[scale == 0] = 1.0
         return scale
+
+
+def sparse_data(nonzeros: int, entries: int) -> bool:
+    """Whether data of ``entries`` values, ``nonzeros`` of them not 0, are sparse: fewer than
+    half non-zero, where the sparse form of the float32 rows a model takes (a value and a
+    column index per non-zero) is smaller than the dense one."""
+    return 2 * nonzeros < entries
 
 
 def _dense_moments(X: NDArray[Any], unit: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
@@ -324,12 +341,20 @@ def _survives(out: NDArray[Any], X: NDArray[Any], mean: NDArray[np.float64],
                 and np.all(np.isfinite(narrow_scale)) and np.isfinite(out).all())
 
 
-def _transform_sparse(X: sp.csr_matrix, mean: NDArray[np.float64], scale: NDArray[np.float64],
+def _densified(X: sp.csr_matrix) -> NDArray[Any]:
+    """Rows X (n, d) stored sparse, for a scaling that centres: as an array if they are dense
+    data (:func:`sparse_data`) or at most :data:`DENSE_ENTRIES` values; else DataError."""
+    entries = X.shape[0] * X.shape[1]
+    if entries > DENSE_ENTRIES and sparse_data(np.count_nonzero(X.data), entries):
+        raise DataError(f"this scaling centres features (it was fitted on dense data); "
+                        f"centring would make sparse X dense ({X.shape[0]} × {X.shape[1]} "
+                        "values): pass X as a dense array, or fewer rows at a time")
+    return X.toarray()
+
+
+def _transform_sparse(X: sp.csr_matrix, scale: NDArray[np.float64],
                       dtype: np.dtype[Any]) -> sp.csr_matrix:
-    """Scale the stored values only; centring would make the matrix dense."""
-    if mean.any():
-        raise DataError("this scaling centres features (it was fitted on dense X); centring "
-                        "would make sparse X dense: pass X as a dense array")
+    """Scale the stored values only (a scaling that does not centre)."""
     with np.errstate(over="ignore"):  # the stored values are replaced just below
         out = X.astype(dtype, copy=True)
     out.data[...] = X.data / scale[X.indices]  # divided in float64: 1e200 / 1e200 fits float32

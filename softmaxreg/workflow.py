@@ -1084,18 +1084,12 @@ def _read_history(path: Path) -> dict:
 
 
 _MAX_HISTORY_CHARS = 2**24  # as a model file's metadata
-_DENSE_CELLS = 2**26  # sparse rows given to a centring scaling are made dense up to this size
-
-
 def _features_for(estimator, scaling, X):
-    """The rows X (n, d) as the model takes them: through its stored scaling. Sparse rows
-    (svmlight) for a model whose scaling centres its features are made dense when small."""
+    """The rows X (n, d) as the model takes them: through its stored scaling (which makes
+    sparse rows dense when it centres, see :meth:`softmaxreg.preprocessing.Scaling.transform`)."""
     if X.shape[1] != estimator.n_features_in_:
         raise DataError(f"the data have {X.shape[1]} features, but the model was trained "
                         f"with {estimator.n_features_in_}")
-    if scaling is not None and hasattr(X, "toarray") and np.any(scaling.mean) \
-            and X.shape[0] * X.shape[1] <= _DENSE_CELLS:
-        X = X.toarray()
     return scaling.transform(X) if scaling is not None else X
 
 

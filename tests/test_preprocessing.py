@@ -91,9 +91,19 @@ def test_sparse_unit_divides_by_255():
 
 
 def test_dense_fit_refuses_to_centre_sparse_input(X):
+    """A centring scaling makes sparse rows dense, as the arrays they stand for, unless they
+    are sparse data of more than DENSE_ENTRIES values."""
+    from softmaxreg.preprocessing import DENSE_ENTRIES
+
     scaling = Scaling().fit(X)
+    for rows in (X, X * (np.arange(len(X)) % 3 == 0)[:, None]):  # dense, and a third non-zero
+        np.testing.assert_array_equal(scaling.transform(sp.csr_matrix(rows)),
+                                      scaling.transform(rows))
+    wide = Scaling().fit(np.random.default_rng(0).normal(size=(4, 2**14)))
+    huge = sp.csr_matrix(([1.0, 2.0], ([0, 5], [3, 7])), shape=(2 * DENSE_ENTRIES // 2**14,
+                                                                2**14))
     with pytest.raises(DataError, match="would make sparse X dense"):
-        scaling.transform(sp.csr_matrix(X))
+        wide.transform(huge)
 
 
 def test_state_round_trip_through_npz(tmp_path, X):
