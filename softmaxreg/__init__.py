@@ -9,13 +9,14 @@ from .functional import *  # noqa: F403  the notes' math, listed in functional._
 from .gradcheck import gradcheck
 from .inference import inference
 from .network import Network
-from .persistence import load
+from .persistence import load, save
 
 __all__ = [
     "SoftmaxRegression",
     "SoftmaxNetwork",
     "Network",
     "load",
+    "save",
     "to_onnx",
     "inference",
     "gradcheck",

@@ -67,8 +67,13 @@ def save(estimator, path: str | os.PathLike, *, scaling: Scaling | None = None,
          metadata: dict | None = None, schema: DataSchema | None = None) -> None:
     """Write a fitted estimator (and its preprocessing) to ``path`` atomically.
 
-    ``schema``: the columns it was trained on (default: the estimator's ``feature_names_in_``
-    when it was fitted on named columns, else generated names); ``metadata``: more JSON fields.
+    ``estimator``: a fitted SoftmaxRegression or SoftmaxNetwork, or a scikit-learn ``Pipeline``
+    of one scaler and such an estimator (``make_pipeline(StandardScaler(),
+    SoftmaxRegression())``; see :func:`scaling_of` for the scalers), stored as the scaling
+    :func:`load` puts back in front of the estimator; ``scaling``: the estimator's scaling,
+    when it is not in a Pipeline. ``schema``: the columns it was trained on (default: the
+    ``feature_names_in_`` of the Pipeline's or the estimator's fit, else generated names);
+    ``metadata``: more JSON fields.
     """
     from sklearn.utils.validation import check_is_fitted
 
@@ -107,22 +112,64 @@ def save(estimator, path: str | os.PathLike, *, scaling: Scaling | None = None,
     atomic_write_bytes(path, buffer.getvalue())
 
 
+_SAVABLE = ("a model file holds a fitted {kinds}, alone or in a Pipeline behind one scaler: "
+            "scikit-learn's StandardScaler, MaxAbsScaler or MinMaxScaler(clip=False), or the "
+            "FeatureScaler that softmaxreg.load returns")
+
+
 def _unwrap(model, scaling, schema):
     """(estimator, scaling, schema) of what :func:`save` is given: a registered estimator, or
-    the ``Pipeline`` :func:`load` returns (a ``FeatureScaler``, then the estimator)."""
+    a ``Pipeline`` of one scaler (:func:`scaling_of`) and the estimator; the columns' names
+    are the scaler's ``feature_names_in_`` when it was fitted on named columns."""
     steps = [step for _, step in getattr(model, "steps", ())]
-    if len(steps) == 2 and isinstance(steps[0], FeatureScaler) and scaling is None:
+    if steps:
+        if scaling is not None:
+            raise ValueError("pass the scaling either inside the Pipeline or as scaling=, "
+                             "not both")
+        if len(steps) != 2 or type(steps[1]).__name__ not in MODEL_KINDS:
+            raise ModelFileError(f"cannot save a Pipeline of "
+                                 f"{', '.join(type(s).__name__ for s in steps)}: {_savable()}")
         scaler, model = steps
-        scaling = scaler.scaling_
+        scaling = scaling_of(scaler)
         names = getattr(scaler, "feature_names_in_", None)
         if schema is None and names is not None:
             schema = DataSchema(tuple(str(n) for n in names))
     if type(model).__name__ not in MODEL_KINDS:
-        raise ModelFileError(
-            f"cannot save a {type(model).__name__}: a model file holds a fitted "
-            f"{' or '.join(MODEL_KINDS)}, or the Pipeline softmaxreg.load returns (a "
-            "FeatureScaler, then the estimator); save another pipeline's steps yourself")
+        raise ModelFileError(f"cannot save a {type(model).__name__}: {_savable()}")
     return model, scaling, schema
+
+
+def _savable() -> str:
+    return _SAVABLE.format(kinds=" or ".join(MODEL_KINDS))
+
+
+def scaling_of(scaler) -> Scaling:
+    """The :class:`Scaling` ``X' = (X − mean) / scale`` (n, d) -> (n, d) that transforms as the
+    fitted ``scaler`` does: a FeatureScaler's own; scikit-learn's StandardScaler, (X − mean_) /
+    scale_ (each left out by with_mean / with_std=False); MaxAbsScaler, X / scale_; or
+    MinMaxScaler, X · scale_ + min_ = (X − (−min_ / scale_)) / (1 / scale_), with clip=False
+    (clipping is not an affine map). ModelFileError for any other step."""
+    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
+    from sklearn.utils.validation import check_is_fitted
+
+    known = (FeatureScaler, StandardScaler, MaxAbsScaler, MinMaxScaler)
+    if not isinstance(scaler, known) or isinstance(scaler, MinMaxScaler) and scaler.clip:
+        shown = "MinMaxScaler(clip=True)" if isinstance(scaler, MinMaxScaler) else \
+            type(scaler).__name__
+        raise ModelFileError(f"cannot save a Pipeline behind a {shown}: {_savable()}")
+    check_is_fitted(scaler)
+    if isinstance(scaler, FeatureScaler):
+        return scaler.scaling_
+    d = scaler.n_features_in_
+    if isinstance(scaler, StandardScaler):
+        mean = scaler.mean_ if scaler.with_mean else np.zeros(d)
+        scale = scaler.scale_ if scaler.with_std else np.ones(d)
+        method = "standard" if scaler.with_mean or scaler.with_std else "none"
+    elif isinstance(scaler, MaxAbsScaler):
+        mean, scale, method = np.zeros(d), scaler.scale_, "maxabs"
+    else:  # min-max has no method of its own: a refit of the loaded Pipeline standardises
+        mean, scale, method = -scaler.min_ / scaler.scale_, 1.0 / scaler.scale_, "standard"
+    return Scaling.from_state({"method": np.array(method), "mean": mean, "scale": scale})
 
 
 def _input_range(estimator, scaling: Scaling | None) -> dict:
@@ -165,7 +212,8 @@ def _classes_array(classes: np.ndarray) -> np.ndarray:
 def load(path: str | os.PathLike):
     """What ``path`` holds, ready for raw features: the fitted estimator, or a scikit-learn
     ``Pipeline([("scaling", FeatureScaler), ("model", estimator)])`` when the file holds the
-    scaling its features were trained behind (as files written by ``softmaxreg train`` do).
+    scaling its features were trained behind (as files written by ``softmaxreg train`` and
+    saved Pipelines do), the scaling's output in the estimator's float type.
 
     Named columns (a CSV header, DataFrame columns) come back as ``feature_names_in_`` of the
     first step, so that a DataFrame is checked by scikit-learn as at fit time.
@@ -179,7 +227,7 @@ def load(path: str | os.PathLike):
         if names is not None:
             estimator.feature_names_in_ = np.asarray(names, dtype=object)
         return estimator
-    return Pipeline([("scaling", FeatureScaler.from_scaling(scaling, names)),
+    return Pipeline([("scaling", FeatureScaler.from_scaling(scaling, names, meta["dtype"])),
                      ("model", estimator)])
 
 

@@ -2,14 +2,19 @@
 
 import io
 import json
+import re
 import zipfile
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.datasets import load_iris
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 
 from softmaxreg import ModelFileError, SoftmaxNetwork, SoftmaxRegression
-from softmaxreg.persistence import load, load_bundle, save
+from softmaxreg.persistence import load, load_bundle, save, scaling_of
 from softmaxreg.preprocessing import Scaling
 
 
@@ -188,7 +193,6 @@ def test_what_load_returns_saves_again(tmp_path):
     ModelFileError that says what a model file holds."""
     from sklearn.datasets import load_wine
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     import softmaxreg
     from softmaxreg import ModelFileError, SoftmaxRegression
@@ -202,7 +206,7 @@ def test_what_load_returns_saves_again(tmp_path):
     np.testing.assert_array_equal(softmaxreg.load(again).predict_proba(X),
                                   loaded.predict_proba(X))
     with pytest.raises(ModelFileError, match="cannot save a Pipeline"):
-        save(make_pipeline(StandardScaler(), SoftmaxRegression()).fit(X, y), tmp_path / "p.npz")
+        save(make_pipeline(PCA(3), SoftmaxRegression()).fit(X, y), tmp_path / "p.npz")
 
 
 def test_metadata_claiming_more_than_its_cap_is_refused_before_expanding(tmp_path, peak_memory):
@@ -246,3 +250,81 @@ def test_the_training_range_is_kept_when_the_file_takes_raw_features(tmp_path, i
         with pytest.raises(ModelFileError, match="bad.npz: bad metadata: input_max_abs: must "
                                                  "be a finite number ≥ 0"):
             load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("scaler", [
+    StandardScaler(), StandardScaler(with_mean=False), StandardScaler(with_std=False),
+    StandardScaler(with_mean=False, with_std=False), MaxAbsScaler(), MinMaxScaler(),
+    MinMaxScaler(feature_range=(-2, 3))], ids=repr)
+def test_a_scikit_learn_scaler_becomes_the_same_stored_scaling(scaler):
+    """The stored (mean, scale) transforms as the scaler's own transform does, on rows beyond
+    the training range too, with a constant feature (scale 1, or the range's width) and a
+    negative one."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, 2.0, size=(50, 4)) * [1, 100, -1, 1]
+    X[:, 3] = 7.0  # constant
+    scaler.fit(X)
+    assert scaler.n_features_in_ == 4
+    beyond = X * 1.5 - 2
+    scaling = scaling_of(scaler)
+    state = Scaling.from_state(scaling.get_state())  # what a model file gives back
+    np.testing.assert_allclose(state.transform(beyond, np.float64), scaler.transform(beyond),
+                               rtol=1e-13, atol=1e-13)
+
+
+def test_a_sparse_standard_scaler_pipeline_is_saved(tmp_path, iris):
+    X, y = iris
+    X = sp.csr_matrix(np.where(np.abs(X) < 0.5, 0.0, X))
+    pipe = make_pipeline(StandardScaler(with_mean=False), SoftmaxRegression()).fit(X, y)
+    save(pipe, tmp_path / "sparse.npz")
+    np.testing.assert_allclose(load(tmp_path / "sparse.npz").predict_proba(X),
+                               pipe.predict_proba(X), rtol=1e-12, atol=1e-15)
+
+
+def test_a_standard_scaler_pipeline_is_saved_and_predicts_as_before(tmp_path):
+    """make_pipeline(StandardScaler(), SoftmaxRegression()) on wine's DataFrame: softmaxreg.save
+    stores the scaler, softmaxreg.load gives the pipeline's probabilities from raw rows, with
+    its columns' names, and the CLI's predict (float32 scaling) agrees (``pipe[-1].save``
+    alone gave class 0 for every row)."""
+    from sklearn.datasets import load_wine
+
+    import softmaxreg
+    from softmaxreg.workflow import predict
+
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    pipe = make_pipeline(StandardScaler(), SoftmaxRegression()).fit(X, y)
+    softmaxreg.save(pipe, tmp_path / "wine.npz")
+    loaded = softmaxreg.load(tmp_path / "wine.npz")
+    np.testing.assert_allclose(loaded.predict_proba(X), pipe.predict_proba(X), rtol=1e-12,
+                               atol=1e-15)
+    assert loaded[0].feature_names_in_.tolist() == list(X.columns)
+    X.assign(target=y).to_csv(tmp_path / "wine.csv", index=False)
+    printed = predict(tmp_path / "wine.npz", [str(tmp_path / "wine.csv")])
+    np.testing.assert_allclose(printed["proba_all"], pipe.predict_proba(X), atol=1e-5)
+    assert [row[0] for row in printed["classes"]] == pipe.predict(X).tolist()
+
+
+@pytest.mark.parametrize(("steps", "named"), [
+    ([PCA(2)], "a Pipeline behind a PCA"),
+    ([MinMaxScaler(clip=True)], r"a Pipeline behind a MinMaxScaler\(clip=True\)"),
+    ([StandardScaler(), StandardScaler()], "a Pipeline of StandardScaler, StandardScaler, "
+                                           "SoftmaxRegression"),
+])
+def test_other_pipelines_are_refused_in_one_line(tmp_path, iris, steps, named):
+    pipe = make_pipeline(*steps, SoftmaxRegression()).fit(*iris)
+    with pytest.raises(ModelFileError) as error:
+        save(pipe, tmp_path / "p.npz")
+    message = str(error.value)
+    assert "\n" not in message and re.match(f"cannot save {named}: a model file holds a fitted "
+                                            "SoftmaxRegression or SoftmaxNetwork", message)
+    assert "StandardScaler, MaxAbsScaler or MinMaxScaler(clip=False)" in message
+    assert not (tmp_path / "p.npz").exists()
+    with pytest.raises(ValueError, match="not both"):
+        save(make_pipeline(StandardScaler(), SoftmaxRegression()).fit(*iris), tmp_path / "p.npz",
+             scaling=Scaling("standard").fit(iris[0]))
+
+
+def test_save_is_exported_beside_load():
+    import softmaxreg
+
+    assert softmaxreg.save is save and "save" in softmaxreg.__all__
