@@ -35,6 +35,7 @@ from .estimators import (
 from .exceptions import DataError, ModelFileError
 from .gradcheck import LayerError, gradcheck, random_problem
 from .io import BUNDLED, DATA_SUFFIXES, DataSchema, Dataset, data_fingerprint, load_dataset
+from .io.dataset import check_held_out_labels
 from .io.schema import EPOCHS, MAX_LAYERS, MODEL, OBJECTIVE, SchemaError, parse_json, unique_names
 from .io.schema import check as check_schema
 from .optim import SCHEDULES
@@ -385,8 +386,11 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
                       data_dir=settings.data_dir, **_csv_options(settings.dataset, settings))
     if (out, checkpoint, resume) != (None, None, None):
         check_savable(ds.schema, settings.dataset)
-    label = _default_label(settings, ds.label_column, np.unique(ds.y), len(ds.y))
+    label = _default_label(settings, ds.label_column, np.unique(ds.y))
     split = split_dataset(ds, settings)
+    if settings.test is None and ds.X_test is None:  # held out of the file: as a stream does
+        check_held_out_labels(split.y_train, split.y_test, _shown(settings.dataset),
+                              ds.label_column, ds.label_reason)
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
     X_train = scaling.transform(split.X_train)
     estimator = make_estimator(settings, X_train.shape[0])
@@ -431,27 +435,13 @@ def check_savable(schema: DataSchema, dataset) -> None:
         raise DataError(f"{dataset}: a model file cannot hold its columns: {exc}") from None
 
 
-LABEL_LIKE_FEATURE = 50  # distinct numbers in a label column that make it look like a feature
-
-
-def _default_label(settings: TrainSettings, label_column, classes: np.ndarray, n_rows: int
-                   ) -> dict:
-    """{"label_column", "n_classes"} when a CSV file's label column was chosen by default
-    (else {}), with a UserWarning when it looks like a feature: numbers, of which more than
-    :data:`LABEL_LIKE_FEATURE` or more than half the rows are distinct."""
+def _default_label(settings: TrainSettings, label_column, classes: np.ndarray) -> dict:
+    """{"label_column", "n_classes"} for the report when a file's label column was chosen by
+    default, else {}. Whether those labels look like a feature the reader has already said
+    (:func:`softmaxreg.io.dataset.check_default_labels`)."""
     if settings.label_column is not None or label_column is None:
         return {}
-    try:
-        numeric = np.isfinite(np.asarray(classes, dtype=np.float64)).all()
-    except (TypeError, ValueError):
-        numeric = False
-    k = len(classes)
-    if numeric and (k > LABEL_LIKE_FEATURE or k > n_rows / 2):
-        warnings.warn(f"the label column {label_column!r} (chosen by default) holds {k} "
-                      f"distinct numbers in {n_rows} rows: it looks like a feature; if the "
-                      "labels are in another column, name it with --label-column", UserWarning,
-                      stacklevel=3)
-    return {"label_column": label_column, "n_classes": k}
+    return {"label_column": label_column, "n_classes": len(classes)}
 
 
 def _stopped_early(estimator) -> dict:
@@ -539,7 +529,7 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
     if out is not None:
         check_savable(source.schema(stats.moments.n_features), settings.dataset)
     label = _default_label(settings, source.schema(stats.moments.n_features).label,
-                           stats.classes, stats.n)
+                           stats.classes)
     settings = replace(settings, solver=settings.solver or default_solver(settings.model, True),
                        lr=settings.lr or (STREAM_SOFTMAX_LR if settings.model == "softmax"
                                           else None))
@@ -604,16 +594,13 @@ def _stream_test_source(settings: TrainSettings, source):
     """The stream's own test part: ``settings.test`` (its columns matched to the training
     file's by name, as in memory), else an IDX folder's t10k files; None when the test part is
     to be held out of the training file."""
-    from .streaming import IdxSource, open_source
+    from .streaming import open_source
 
     if settings.test is not None:
         schema = source.schema(_stream_width(source))
         return open_source(settings.test, settings.label_column, schema=schema,
                            **_csv_options(settings.test, settings))
-    if isinstance(source, IdxSource):
-        with contextlib.suppress(DataError):  # a folder without t10k files has no test part
-            return IdxSource(source.path, "t10k")
-    return None
+    return source.test_part()
 
 
 def _check_fits(estimator, n_features: int, n_classes: int) -> None:

@@ -611,7 +611,29 @@ def test_train_names_the_default_label_column_and_warns_when_it_looks_like_a_fea
     err = capsys.readouterr().err
     distinct = wine["proline"].nunique()
     assert f"'proline' (chosen by default) holds {distinct} distinct numbers" in err, err
+    assert err.count("looks like a feature") == 1, err  # the reader says it, once
     assert "--label-column" in err
+
+
+def test_held_out_labels_no_training_row_has_are_refused_before_fitting(tmp_path, capsys,
+                                                                       monkeypatch):
+    """A class first and the float feature 'proline' taken as labels by default: the held-out
+    rows' labels are not in the training rows, said before any fitting, naming the column."""
+    import softmaxreg.workflow as workflow
+
+    data = load_wine(as_frame=True)
+    frame = data.frame[["target", *data.feature_names]]
+    frame.to_csv(tmp_path / "wine.csv", index=False)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before the labels were checked")
+
+    monkeypatch.setattr(workflow, "_fit", no_fit)
+    assert main(["train", "--dataset", str(tmp_path / "wine.csv"), "--quiet"]) == 1
+    warning, error = capsys.readouterr().err.strip().splitlines()  # one warning, one error
+    assert "looks like a feature" in warning
+    assert "of the held-out test rows are in no training" in error
+    assert "'proline'" in error and "--label-column" in error
 
 
 def test_unknown_labels_name_the_label_column(tmp_path, capsys, iris_csv):

@@ -723,3 +723,15 @@ def test_cli_stream_mnist_converges_as_in_memory(mnist_dir, tmp_path, capsys, mo
         reports["memory"]["train"]["log_loss"], rel=0.10)
     assert reports["stream"]["test"]["n"] == reports["memory"]["test"]["n"] == 10_000
     assert reports["stream"]["test"]["accuracy"] > 0.91
+
+
+def test_a_streamed_npz_is_tested_on_its_own_x_test_rows(tmp_path):
+    """An archive with X_test/y_test is scored on those rows when streamed, as in memory (not
+    on rows held out of X)."""
+    X, y = load_wine(return_X_y=True)
+    path = tmp_path / "wine.npz"
+    np.savez(path, X=X[:150], y=y[:150], X_test=X[150:], y_test=y[150:])
+    settings = TrainSettings(dataset=str(path), progress=False)
+    streamed = train_stream(settings, chunk_rows=50).report["test"]
+    whole = train(settings).report["test"]
+    assert streamed["n"] == whole["n"] == len(X) - 150
