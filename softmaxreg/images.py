@@ -32,6 +32,8 @@ import math
 import os
 import stat
 import struct
+import threading
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -153,34 +155,54 @@ _PARSER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Inde
 def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
     """(h, w) intensities in [0, 1]; transparent parts count as white paper.
 
-    A file is opened in one of IMAGE_FORMATS only, its size checked against MAX_PIXELS before
-    decoding, decoded in 8 bits (16-bit and float pictures in their own mode), and a large
-    picture reduced by an integer factor towards ``_WORKING_SIDE`` while (JPEG: ``draft``) or
-    right after decoding, so float64 only ever holds the reduced picture.
+    A file is opened in one of IMAGE_FORMATS only, a large picture set to be reduced by an
+    integer factor towards ``_WORKING_SIDE`` while (JPEG: ``draft``, 1/2 to 1/8) or right
+    after decoding, what will be decoded checked against MAX_PIXELS before decoding, decoded
+    in 8 bits (16-bit and float pictures in their own mode), so float64 only ever holds the
+    reduced picture.
     """
     if isinstance(image, np.ndarray):
         return _grey_from_array(image)
     try:
-        with _CappedReads(_open_regular(image, source)) as file, \
-                Image.open(file, formats=IMAGE_FORMATS) as picture:
-            _check_pixels(picture.size, source)
+        with warnings.catch_warnings(), _CappedReads(_open_regular(image, source)) as file, \
+                _open_picture(file) as picture:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # ours is checked
             factor = max(picture.size) // _WORKING_SIDE
             if factor >= 2 and picture.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale
                 picture.draft(picture.mode, tuple(-(-n // factor) for n in picture.size))
+            _check_pixels(picture.size, source)  # the size decoded: a JPEG's after draft
             picture.load()
             if picture.getexif().get(_ORIENTATION, 1) != 1:  # else exif_transpose copies it
                 picture = ImageOps.exif_transpose(picture)
             return _grey_from_pil(picture)
     except DataError:  # ours, already naming the file (a ValueError: not to be wrapped again)
         raise
-    except Image.DecompressionBombError as exc:  # Pillow's check in Image.open, past 179 MP
+    except Image.DecompressionBombError as exc:  # past what even a JPEG at 1/8 may declare
         raise DataError(f"{source} has more than the {MAX_PIXELS // 1_000_000} million pixels "
-                        f"a picture may have ({exc})") from exc
+                        "a picture may have") from exc
     except Image.UnidentifiedImageError as exc:
         raise DataError(f"cannot read image {source}: not a picture in one of the formats "
                         f"{', '.join(IMAGE_FORMATS)}") from exc
     except _PARSER_ERRORS as exc:
         raise DataError(f"cannot read image {source}: {type(exc).__name__}: {exc}") from exc
+
+
+def _open_picture(file: io.BufferedReader) -> Image.Image:
+    """``Image.open`` of ``file`` in one of IMAGE_FORMATS, with Pillow's decompression-bomb
+    bound (a warning past 89 MP, an error past 179 MP: a 108 MP phone photo) raised, while the
+    header is read, to what a JPEG decoded at 1/8 scale may declare: our own check, of the
+    size that will be decoded, is the one that counts. Set under a lock and restored at once:
+    the user's bound holds everywhere else, decoding included (TIFF tiles, GIF frames)."""
+    with _PILLOW_BOUND:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, _JPEG_MAX_PIXELS
+        try:
+            return Image.open(file, formats=IMAGE_FORMATS)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+_PILLOW_BOUND = threading.Lock()
+_JPEG_MAX_PIXELS = 8 * 8 * MAX_PIXELS  # declared: 100 million pixels once decoded at 1/8
 
 
 def _open_regular(path: str | os.PathLike[str], source: str) -> io.FileIO:

