@@ -394,10 +394,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+# train's options that only a run asked for by other options uses: {option: those options}
+NEEDS = {"chunk_rows": ("stream",), "checkpoint_every": ("checkpoint", "resume")}
+
+
 def _not_applying(args) -> str | None:
     """Why the first option given to ``train`` that its model and solver do not use (see
     :func:`~softmaxreg.workflow.inapplicable`) does not apply, or None."""
-    if args.command != "train" or args.resume:  # a resumed run takes no settings at all
+    if args.command != "train":
+        return None
+    for setting, needs in NEEDS.items():
+        if setting in args.given and not any(getattr(args, n) for n in needs):
+            return (f"argument {_option(setting)}: applies with "
+                    f"{' or '.join(map(_option, needs))} only")
+    if args.resume:  # a resumed run takes no settings at all
         return None
     solver = args.solver or default_solver(args.model, args.stream)
     for setting, why in inapplicable(args.model, solver).items():
@@ -554,13 +564,12 @@ def _table_options(parser: argparse.ArgumentParser, label_default: str,
 @contextlib.contextmanager
 def _warnings_on_stderr():
     """Each warning the library gives inside the block as one line on stderr, in the CLI's
-    words."""
-    with warnings.catch_warnings(record=True) as caught:
+    words, when it is given (one may announce a long wait: gradcheck's)."""
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            _print_warnings(caught)
+        warnings.showwarning = lambda message, *args, **kwargs: print(
+            f"warning: {cli_words(str(message))}", file=sys.stderr, flush=True)
+        yield
 
 
 def _evaluate(args) -> int:
@@ -636,8 +645,9 @@ def _export(args) -> int:
 
 
 def _gradcheck(args) -> int:
-    sizes, errors, ok = check_gradients(args.inputs, args.hidden, args.classes,
-                                        args.activation, seed=args.seed)
+    with _warnings_on_stderr():
+        sizes, errors, ok = check_gradients(args.inputs, args.hidden, args.classes,
+                                            args.activation, seed=args.seed)
     print(f"network {'-'.join(map(str, sizes))}, activation {args.activation}, "
           f"{'sigmoid' if sizes[-1] == 1 else 'softmax'} output; central differences, float64")
     for e in errors:

@@ -146,6 +146,13 @@ def test_gradcheck_command(capsys):
     assert out.count("max relative error") == 3 and "OK" in out
 
 
+def test_gradcheck_command_says_how_long_a_slow_check_takes_in_one_line(capsys, monkeypatch):
+    monkeypatch.setattr(sys.modules["softmaxreg.gradcheck"], "SLOW_SECONDS", 0.0)  # all "slow"
+    assert main(["gradcheck", "--hidden", "4"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: gradcheck: ") and "about" in err[0]
+
+
 def test_plot_writes_png_figures(iris_model, tmp_path, capsys):
     paths = tmp_path / "figs"
     assert main(["plot", str(iris_model), "--out", str(paths)]) == 0
@@ -725,6 +732,14 @@ def test_options_that_do_not_apply_are_usage_errors(capsys, argv, option, _):
     err = _usage_error(capsys, ["train", "--dataset", "iris", *argv],
                        f"argument {option}: applies to")
     assert "only, not to" in err
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--chunk-rows", "50"], "--chunk-rows: applies with --stream only"),
+    (["--checkpoint-every", "2"], "--checkpoint-every: applies with --checkpoint or --resume only"),
+])
+def test_options_of_a_run_not_asked_for_are_usage_errors(capsys, argv, option):
+    _usage_error(capsys, ["train", "--dataset", "iris", *argv], f"argument {option}")
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 epochs
