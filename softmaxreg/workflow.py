@@ -186,6 +186,8 @@ def inapplicable(model: str, solver: str) -> dict[str, str]:
     used = {"network": model == "network", "softmax": model == "softmax",
             "minibatch": solver in MINIBATCH_SOLVERS}
     return {name: why[scope] for name, scope in SCOPES.items() if not used[scope]}
+
+
 MAX_HIDDEN_LAYERS = MAX_LAYERS - 2  # a model file's layer_sizes hold the input and output too
 
 
