@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import warnings
@@ -440,6 +441,21 @@ def test_download_skips_down_and_corrupt_mirrors(server, down_mirror, tmp_path,
     check_cache(tmp_path / "mnist")
     assert server.count("flipped") == 1  # abandoned after its first bad file
     assert server.count("good") == 4
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_the_download_bar_is_drawn_on_a_terminal_only(server, tmp_path, monkeypatch, terminal):
+    """A log file (stderr not a terminal) gets no frames of the download bars."""
+    stderr = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    check_mnist(load_mnist(cache_dir=tmp_path, mirrors=[server.url("good")], progress=True))
+    frames = stderr.getvalue()
+    assert ("train-images-idx3-ubyte" in frames) == terminal, frames[:200]
 
 
 def test_verified_cache_is_used_without_network(server, down_mirror, tmp_path, mnist_dir):

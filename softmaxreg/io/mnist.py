@@ -294,11 +294,13 @@ class _BoundedSink:
 
 
 def _progress_bar(name: str) -> Any:
-    """A tqdm bar named after the file; pooch sets its total from Content-Length."""
+    """A tqdm bar named after the file, drawn only when stderr is a terminal (a log file would
+    get every frame); pooch sets its total from Content-Length."""
     from tqdm import tqdm
 
     # total=1, not None: pooch tests the bar's truth, which tqdm refuses when total is None.
-    return tqdm(total=1, desc=name, unit="B", unit_scale=True, ncols=79, leave=True)
+    return tqdm(total=1, desc=name, unit="B", unit_scale=True, ncols=79, leave=True,
+                disable=None)
 
 
 @contextmanager
