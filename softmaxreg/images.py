@@ -164,17 +164,9 @@ def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
     if isinstance(image, np.ndarray):
         return _grey_from_array(image)
     try:
-        with warnings.catch_warnings(), _CappedReads(_open_regular(image, source)) as file, \
-                _open_picture(file) as picture:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # ours is checked
-            factor = max(picture.size) // _WORKING_SIDE
-            if factor >= 2 and picture.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale
-                picture.draft(picture.mode, tuple(-(-n // factor) for n in picture.size))
-            _check_pixels(picture.size, source)  # the size decoded: a JPEG's after draft
-            picture.load()
-            if picture.getexif().get(_ORIENTATION, 1) != 1:  # else exif_transpose copies it
-                picture = ImageOps.exif_transpose(picture)
-            return _grey_from_pil(picture)
+            return _decode(image, source)
     except DataError:  # ours, already naming the file (a ValueError: not to be wrapped again)
         raise
     except Image.DecompressionBombError as exc:  # past what even a JPEG at 1/8 may declare
@@ -185,6 +177,18 @@ def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
                         f"{', '.join(IMAGE_FORMATS)}") from exc
     except _PARSER_ERRORS as exc:
         raise DataError(f"cannot read image {source}: {type(exc).__name__}: {exc}") from exc
+
+
+def _decode(path: str | os.PathLike[str], source: str) -> NDArray[np.float64]:
+    with _CappedReads(_open_regular(path, source)) as file, _open_picture(file) as picture:
+        factor = max(picture.size) // _WORKING_SIDE
+        if factor >= 2 and picture.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale
+            picture.draft(picture.mode, tuple(-(-n // factor) for n in picture.size))
+        _check_pixels(picture.size, source)  # the size decoded: a JPEG's after draft
+        picture.load()
+        if picture.getexif().get(_ORIENTATION, 1) != 1:  # else exif_transpose copies it
+            picture = ImageOps.exif_transpose(picture)
+        return _grey_from_pil(picture)
 
 
 def _open_picture(file: io.BufferedReader) -> Image.Image:

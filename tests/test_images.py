@@ -199,6 +199,7 @@ def _png_declaring(path, width: int, height: int) -> None:
 
 @pytest.mark.parametrize(("width", "height", "message"), [
     (20000, 15000, "is 20000×15000 pixels, more than"),  # 300 MP
+    (70000, 95000, "is 70000×95000 pixels, more than"),  # where Pillow warns while we open
     (2**31 - 1, 2**31 - 1, "has more than"),  # past the bound Pillow refuses by itself
 ])
 def test_a_huge_png_is_refused_naming_one_limit(tmp_path, capsys, width, height, message):
