@@ -176,7 +176,7 @@ def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
         raise DataError(f"cannot read image {source}: not a picture in one of the formats "
                         f"{', '.join(IMAGE_FORMATS)}") from exc
     except _PARSER_ERRORS as exc:
-        raise DataError(f"cannot read image {source}: {type(exc).__name__}: {exc}") from exc
+        raise DataError(f"cannot read image {source}: {_what_is_wrong(exc)}") from exc
 
 
 def _decode(path: str | os.PathLike[str], source: str) -> NDArray[np.float64]:
@@ -189,6 +189,13 @@ def _decode(path: str | os.PathLike[str], source: str) -> NDArray[np.float64]:
         if picture.getexif().get(_ORIENTATION, 1) != 1:  # else exif_transpose copies it
             picture = ImageOps.exif_transpose(picture)
         return _grey_from_pil(picture)
+
+
+def _what_is_wrong(exc: BaseException) -> str:
+    """What a Pillow parser's exception says about the file, in words where they are known."""
+    if isinstance(exc, OSError) and str(exc).startswith("image file is truncated"):
+        return "the file is cut short (truncated): it ends before the picture does"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _open_picture(file: io.BufferedReader) -> Image.Image:
@@ -214,8 +221,8 @@ def _open_regular(path: str | os.PathLike[str], source: str) -> io.FileIO:
     a folder, found without waiting (a FIFO is opened non-blocking, then checked)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise DataError(f"cannot read image {source}: {type(exc).__name__}: {exc}") from exc
+    except OSError as exc:  # "No such file or directory", "Permission denied"
+        raise DataError(f"cannot read image {source}: {exc.strerror or exc}") from exc
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise DataError(f"cannot read image {source}: not a regular file")

@@ -363,6 +363,33 @@ def test_errors(tmp_path):
         image_to_mnist(np.full((4, 4), 300, dtype=np.int32))
 
 
+def test_a_truncated_or_missing_picture_is_named_in_plain_words(tmp_path, digits_model,
+                                                                capsys):
+    """They gave 'OSError: image file is truncated (5 bytes not processed)' and
+    'FileNotFoundError: [Errno 2] No such file or directory: ...'. On the command line each
+    bad picture is one line on stderr, and the good one is still classified."""
+    good = tmp_path / "four.png"
+    Image.fromarray(photograph(draw_four(), noise=8.0)).save(good)
+    Image.open(good).save(tmp_path / "whole.jpg", quality=90)
+    for cut, ext in ((0.5, "jpg"), (0.9, "png")):
+        data = (tmp_path / ("whole.jpg" if ext == "jpg" else "four.png")).read_bytes()
+        (tmp_path / f"cut.{ext}").write_bytes(data[: int(len(data) * cut)])
+    truncated = "the file is cut short (truncated): it ends before the picture does"
+    for name, reason in (("cut.jpg", truncated), ("cut.png", truncated),
+                         ("missing.png", "No such file or directory")):
+        with pytest.raises(DataError) as error:
+            image_to_mnist(tmp_path / name)
+        assert str(error.value) == f"cannot read image {tmp_path / name}: {reason}"
+    capsys.readouterr()
+    paths = [str(tmp_path / name) for name in ("cut.jpg", "four.png", "missing.png")]
+    assert main(["predict", str(digits_model), *paths]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{good}: 4 (" + out.split(" (", 1)[1].strip()]
+    assert err.splitlines() == [
+        f"softmaxreg predict: error: cannot read image {paths[0]}: {truncated}",
+        f"softmaxreg predict: error: cannot read image {paths[2]}: No such file or directory"]
+
+
 def test_load_images(tmp_path):
     paths = [tmp_path / "a.png", tmp_path / "b.jpg"]
     draw_digit("one").save(paths[0])
