@@ -220,6 +220,9 @@ def _check_matrix(X: Matrix) -> Matrix:
     return X
 
 
+_LARGEST_EXPONENT = np.finfo(np.float64).maxexp - 1  # 1023: 2.0**1023 is float64's largest power
+
+
 class Moments:
     """Per-feature count n, ``mean``, ``m2`` = Σ (x − mean)², ``low`` and ``high`` of the rows
     seen so far, gathered chunk by chunk (sparse chunks count their implicit zeros).
@@ -252,7 +255,7 @@ class Moments:
             low, high = X.min(axis=0), X.max(axis=0)
         low, high = low.astype(np.float64), high.astype(np.float64)
         _, exponent = np.frexp(np.maximum(np.abs(low), np.abs(high)))
-        unit = np.ldexp(1.0, exponent)
+        unit = np.ldexp(1.0, np.minimum(exponent, _LARGEST_EXPONENT))  # 2**1024 is inf
         mean, m2 = (_sparse_moments if sp.issparse(X) else _dense_moments)(X, unit)
         self.nonzeros += np.count_nonzero(X.data if sp.issparse(X) else X)
         if self.n == 0:

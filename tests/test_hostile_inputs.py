@@ -104,16 +104,18 @@ def test_cli_train_on_a_huge_svmlight_index_is_one_error_line(tmp_path, capsys):
 
 def test_cli_train_with_a_label_per_row_is_refused_before_fitting(tmp_path, monkeypatch,
                                                                   capsys, peak_memory):
-    """4000 rows, each its own label: the run's metrics would hold 3000 × 3000 probabilities
+    """3000 rows, each its own label: the run's metrics would hold 3000 × 3000 probabilities
     (441 MB with scikit-learn's log loss), here more than the 200 MB said to be available.
     40,000 such rows were fitted (6 s an iteration, 200 by default), then failed allocating a
-    (30000, 30000) array."""
+    (30000, 30000) array. (The test rows are some of the training rows: held out of the file,
+    labels no training row has would be refused first, as they are.)"""
     monkeypatch.setattr("softmaxreg.workflow.available_memory", lambda: 200e6)
     rng = np.random.default_rng(0)
-    path = tmp_path / "ids.csv"
-    path.write_text("a,b,label\n" + "".join(f"{a:.3f},{b:.3f},id{i}\n" for i, (a, b)
-                                            in enumerate(rng.normal(size=(4000, 2)))))
-    command = ["train", "--dataset", str(path), "--quiet", "--epochs", "2"]
+    path, test = tmp_path / "ids.csv", tmp_path / "test.csv"
+    rows = [f"{a:.3f},{b:.3f},id{i}\n" for i, (a, b) in enumerate(rng.normal(size=(3000, 2)))]
+    path.write_text("a,b,label\n" + "".join(rows))
+    test.write_text("a,b,label\n" + "".join(rows[:10]))
+    command = ["train", "--dataset", str(path), "--test", str(test), "--quiet", "--epochs", "2"]
     assert cli.main(command) == 1  # once, so that first-call imports are not counted
     capsys.readouterr()
     with peak_memory() as peak:

@@ -168,3 +168,21 @@ def test_standardised_features_have_mean_0_and_std_1(X):
     np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-6)
     np.testing.assert_allclose(out[:, varying].std(axis=0), 1.0, rtol=1e-6)
     np.testing.assert_allclose(out[:, ~varying], 0.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("top", [1.7e308, np.finfo(np.float64).max, 2.0**1023])
+def test_standard_scaling_of_features_near_float64_max_is_finite_and_exact(top):
+    """Features reaching float64's largest values (whose power-of-two unit would be 2**1024,
+    inf) are standardised as exact rational arithmetic does (statistics.pstdev)."""
+    import statistics
+    from fractions import Fraction
+
+    X = np.array([[top, 1.0], [0.0, 2.0], [-1.0, 3.0], [-top / 2, 1.0]])
+    scaling = Scaling("standard").fit(X)
+    for j in range(X.shape[1]):
+        column = [float(v) for v in X[:, j]]
+        mean = float(sum(map(Fraction, column)) / len(column))
+        std = statistics.pstdev(column)
+        assert scaling.scale[j] == pytest.approx(std, rel=1e-12)
+        assert abs(scaling.mean[j] - mean) <= 1e-12 * std
+    assert np.isfinite(scaling.transform(X, np.float32)).all()
