@@ -30,6 +30,8 @@ from sklearn.metrics import ConfusionMatrixDisplay, log_loss
 from sklearn.model_selection import train_test_split
 
 from softmaxreg import SoftmaxNetwork, SoftmaxRegression
+from softmaxreg.cli import main
+from softmaxreg.images import digit_format, image_to_digit
 
 mnist_folder = os.environ.get("SOFTMAXREG_DATA")
 if mnist_folder:
@@ -182,11 +184,13 @@ plt.show()
 # ------------------
 #
 # Real pictures of digits are large, dark ink on light paper, unevenly lit and noisy. We make
-# one from a test image the models have never trained on: upscale it to 280 × 280 pixels,
-# invert it, light it from one side and add sensor noise, and save it as a PNG file.
+# one from a test image the models have never trained on: give it a margin of paper, upscale it
+# to 280 × 280 pixels, invert it, light it from one side and add sensor noise, and save it as a
+# PNG file.
 
 index = int(np.flatnonzero(y_test == classes[7 % len(classes)])[0])
 digit = (X_test[index].reshape(image_shape) * 255).astype(np.uint8)
+digit = np.pad(digit, image_shape[0] // 2)  # the paper around the digit
 big = np.asarray(Image.fromarray(digit).resize((280, 280), Image.Resampling.BICUBIC), float)
 rng = np.random.default_rng(0)
 lighting = np.linspace(235, 185, 280)[None, :]  # paper brighter on the left
@@ -198,23 +202,28 @@ print(f"{photo_path.name}: {Image.open(photo_path).size[0]}x{Image.open(photo_pa
       f"pixels, made from test image {index} (a {y_test[index]})")
 
 # %%
-# To classify it, we bring it back to the form of the training data: greyscale, ink as light
-# on black (the paper's level subtracted), shrunk to the training images' size, and scaled to
-# [0, 1] like them.
+# To classify it, we bring it back to the form of the training images with
+# :func:`softmaxreg.images.image_to_digit`, the function ``softmaxreg predict`` applies to
+# pictures. It reads the picture in greyscale (turned upright by its EXIF orientation,
+# transparent parts as white paper), finds the ink by removing the paper and its uneven
+# lighting, whether the ink is dark on light or light on dark, keeps the strokes that make the
+# digit and crops to them, widens the strokes of a thin pen, and resizes the digit into the
+# training images' format: for MNIST, into a 20 × 20 box centred by its centre of mass in
+# 28 × 28; for scikit-learn's digits, a 32 × 32 bitmap counted in 4 × 4 blocks, 8 × 8. Ink is
+# light on black, as in the training images. :func:`~softmaxreg.images.digit_format` gives the
+# format for a model's number of inputs, and the range of its training features: here 0..1,
+# as we divided the pixels above.
 
-picture = np.asarray(Image.open(photo_path).convert("L"), float)
-ink = 255 - picture
-ink = np.clip(ink - np.median(ink), 0, None)  # the paper, most of the picture, goes to 0
-small = Image.fromarray(ink.astype(np.float32)).resize(image_shape[::-1], Image.Resampling.BOX)
-x = np.array(small, np.float32).reshape(1, -1)
-x /= x.max()
+shape, max_value = digit_format(X_train.shape[1], image_shape, np.abs(X_train).max())
+x = image_to_digit(photo_path, shape, max_value).reshape(1, -1)
+print(f"the models' input: {shape[0]}x{shape[1]} pixels in 0..{max_value:g}")
 for name, model in (("softmax regression", softmax_model), ("network", network)):
     p = model.predict_proba(x)[0]
     top = np.argsort(-p)[:3]
     print(f"{name:>18}: " + "  ".join(f"{classes[k]} ({p[k]:.3f})" for k in top))
 
 fig, (ax_photo, ax_input) = plt.subplots(1, 2, figsize=(7, 3.6))
-ax_photo.imshow(picture, cmap="gray", vmin=0, vmax=255)
+ax_photo.imshow(Image.open(photo_path), cmap="gray", vmin=0, vmax=255)
 ax_photo.set_title("photo.png")
 ax_input.imshow(x.reshape(image_shape), cmap="gray_r")
 ax_input.set_title(f"the model's input, {image_shape[0]}x{image_shape[1]}")
@@ -224,6 +233,16 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# From the command line, ``softmaxreg predict model.npz photo.png --top-k 3`` does the same for
-# a model trained on MNIST, with MNIST's own preparation: the ink cropped, scaled into a
-# 20 × 20 box and centred by its centre of mass in 28 × 28 (see :doc:`../guide/cli`).
+# From the command line, ``softmaxreg predict`` does the same with a model file: the format
+# follows from the model's number of inputs, the file records the range of the features it was
+# trained on, and the picture goes through the same :func:`~softmaxreg.images.image_to_digit`
+# (see :doc:`../guide/cli`). Saved and asked from the command line, the softmax regression
+# gives the probabilities above.
+
+softmax_model.save(folder / "softmax.npz")
+here = Path.cwd()
+os.chdir(folder)  # so that the command prints the file's name alone
+try:
+    main(["predict", "softmax.npz", "photo.png", "--top-k", "3"])
+finally:
+    os.chdir(here)
