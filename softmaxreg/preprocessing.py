@@ -104,7 +104,10 @@ class Scaling:
         with np.errstate(over="ignore"):  # always a C-ordered copy: the caller's X is never
             out = np.array(X, dtype=dtype, order="C")  # modified, and BLAS sees one layout
         if not _survives(out, X, mean, scale):  # e.g. float64 features of 1e200 or 1e-300
-            return ((X - mean) / scale).astype(dtype, order="C")
+            with np.errstate(over="ignore"):
+                out = ((X - mean) / scale).astype(dtype, order="C")
+            _check_in_range(out, X, dtype)
+            return out
         if mean.any():
             out -= mean.astype(dtype)
         if (scale != 1).any():
@@ -330,6 +333,17 @@ def _sparse_moments(X: sp.csr_matrix, unit: NDArray[np.float64]
     stored = np.bincount(X.indices, weights=deviations**2, minlength=d)
     nnz = np.bincount(X.indices, minlength=d)
     return mean, stored + (n - nnz) * mean**2
+
+
+def _check_in_range(out: NDArray[Any], X: NDArray[Any], dtype: np.dtype) -> None:
+    """DataError naming the first value of X whose scaled value ``out`` overflowed ``dtype``."""
+    bad = np.argwhere(~np.isfinite(out))
+    if bad.size:
+        i, j = bad[0]
+        raise DataError(f"X[{i}, {j}] = {X[i, j]:.4g} is beyond what its feature's scaling can "
+                        f"hold in {dtype} (±{np.finfo(dtype).max:.3g}): it lies far outside the "
+                        f"values the scaling was fitted on"
+                        + (f" ({bad.shape[0]} values of X are)" if bad.shape[0] > 1 else ""))
 
 
 def _survives(out: NDArray[Any], X: NDArray[Any], mean: NDArray[np.float64],

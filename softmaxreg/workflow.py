@@ -395,6 +395,11 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
                               ds.label_column, ds.label_reason)
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
     X_train = scaling.transform(split.X_train)
+    # The held-out parts are scaled before fitting: a value that their scaled features cannot
+    # hold is refused before a long fit, not after it.
+    held_out = {name: (_scaled(scaling, X, f"the {name} rows"), y) for name, X, y in (
+        ("validation", split.X_val, split.y_val), ("test", split.X_test, split.y_test))
+        if X is not None}
     estimator = make_estimator(settings, X_train.shape[0])
     _check_fits(estimator, X_train.shape[1], len(np.unique(split.y_train)))
     _check_metrics_fit(estimator, len(np.unique(split.y_train)), max(
@@ -407,11 +412,8 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
                      time.perf_counter() - start,  # before the metrics: the fit alone
                      _summary(metrics(estimator, X_train, split.y_train)))
     report.update(label, **_stopped_early(estimator))
-    for name, X, y in (("validation", split.X_val, split.y_val),
-                       ("test", split.X_test, split.y_test)):
-        if X is not None:
-            report[name] = _summary(metrics(estimator, scaling.transform(X), y,
-                                            ds.label_column))
+    for name, (X, y) in held_out.items():
+        report[name] = _summary(metrics(estimator, X, y, ds.label_column))
     history = getattr(estimator, "history_", None)
     if "validation" not in report and history is not None and history.val_accuracy:
         report["validation"] = {"accuracy": history.val_accuracy[-1],
@@ -435,6 +437,14 @@ def check_savable(schema: DataSchema, dataset) -> None:
         unique_names(schema.feature_names, "feature_names")
     except SchemaError as exc:
         raise DataError(f"{dataset}: a model file cannot hold its columns: {exc}") from None
+
+
+def _scaled(scaling: Scaling, X, what: str):
+    """``scaling.transform(X)``; its DataError says which rows, ``what``, it is about."""
+    try:
+        return scaling.transform(X)
+    except DataError as exc:
+        raise DataError(f"{what}: {exc}") from None
 
 
 def _default_label(settings: TrainSettings, label_column, classes: np.ndarray) -> dict:

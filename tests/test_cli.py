@@ -989,3 +989,24 @@ def test_the_cli_guide_has_a_section_for_every_subcommand():
     for name in names:
         assert f"``{name}``\n{'-' * (len(name) + 4)}\n" in text, name
         assert f".. softmaxreg-command:: {name} --help" in text, name
+
+
+def test_a_test_value_beyond_the_scaled_range_is_refused_before_fitting(tmp_path, capsys,
+                                                                      monkeypatch):
+    """A test cell of 1.7e308 becomes inf once standardised in float32: one line naming it,
+    before any fitting (it failed after the fit with scikit-learn's 'Input X contains
+    infinity')."""
+    import softmaxreg.workflow as workflow
+
+    frame = load_wine(as_frame=True).frame
+    frame.to_csv(tmp_path / "wine.csv", index=False)
+    frame.iloc[:5].assign(alcohol=[1.7e308, 13, 13, 13, 13]).to_csv(tmp_path / "test.csv",
+                                                                       index=False)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before the test rows were scaled")
+
+    monkeypatch.setattr(workflow, "_fit", no_fit)
+    _run_fails(capsys, ["train", "--dataset", str(tmp_path / "wine.csv"), "--test",
+                        str(tmp_path / "test.csv"), "--quiet"],
+               "the test rows: X[0, 0] = 1.7e+308 is beyond")

@@ -186,3 +186,12 @@ def test_standard_scaling_of_features_near_float64_max_is_finite_and_exact(top):
         assert scaling.scale[j] == pytest.approx(std, rel=1e-12)
         assert abs(scaling.mean[j] - mean) <= 1e-12 * std
     assert np.isfinite(scaling.transform(X, np.float32)).all()
+
+
+def test_a_value_whose_scaled_value_overflows_the_dtype_is_named():
+    """1.7e308 where the scaling was fitted on 1..3 is 2e308 scaled: beyond float32 (and
+    float64); the error names the value instead of giving inf to the model."""
+    scaling = Scaling("standard").fit(np.array([[1.0, 0.0], [2.0, 1.0], [3.0, 2.0]]))
+    with pytest.raises(DataError, match=r"X\[1, 0\] = 1\.7e\+308 is beyond .* float32"):
+        scaling.transform(np.array([[1.0, 0.0], [1.7e308, 0.0]]), np.float32)
+    assert np.isfinite(scaling.transform(np.array([[3e38, 0.0]]), np.float64)).all()
