@@ -48,8 +48,8 @@ _ACTIVATION_OPS: dict[str, tuple[str, dict[str, Any]] | None] = {
 }
 _SUPPORTED = ("a fitted softmaxreg SoftmaxRegression or SoftmaxNetwork, alone, with its "
               "scaling as scaling=, or as the last step of a scikit-learn Pipeline whose other "
-              "steps are softmaxreg Scaling or FeatureScaler (what softmaxreg.load returns) or "
-              "sklearn StandardScaler")
+              "steps are softmaxreg Scaling or FeatureScaler (what softmaxreg.load returns), or "
+              "scikit-learn's StandardScaler, MaxAbsScaler or MinMaxScaler(clip=False)")
 
 Layer = tuple[NDArray[np.floating], NDArray[np.floating]]  # W (d_in, d_out), b (d_out,)
 Affine = tuple[NDArray[np.floating], NDArray[np.floating]]  # mean (d,), scale (d,)
@@ -233,20 +233,20 @@ def _unpack(model, scaling) -> tuple[Any, list[Affine]]:
 
 
 def _affine(step) -> Affine:
-    """(mean, scale) of a per-feature scaling x' = (x − mean) / scale."""
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.utils.validation import check_is_fitted
+    """(mean, scale) of a per-feature scaling x' = (x − mean) / scale: a softmaxreg Scaling, or
+    a step :func:`softmaxreg.persistence.scaling_of` converts (FeatureScaler, StandardScaler,
+    MaxAbsScaler, MinMaxScaler)."""
+    from .exceptions import ModelFileError
+    from .persistence import scaling_of
+    from .preprocessing import Scaling
 
-    if isinstance(step, StandardScaler):
-        check_is_fitted(step)
-        d = step.n_features_in_
-        mean = np.zeros(d) if step.mean_ is None else step.mean_
-        return mean, np.ones(d) if step.scale_ is None else step.scale_
-    state = step.get_state() if callable(getattr(step, "get_state", None)) else {}
-    if "mean" in state and "scale" in state:
-        return np.asarray(state["mean"], float), np.asarray(state["scale"], float)
-    raise TypeError(f"cannot export a preprocessing step of type {type(step).__name__}: "
-                    f"supported are {_SUPPORTED}")
+    try:
+        scaling = step if isinstance(step, Scaling) else scaling_of(step)
+    except ModelFileError:
+        raise TypeError(f"cannot export a preprocessing step of type {type(step).__name__}: "
+                        f"supported are {_SUPPORTED}") from None
+    state = scaling.get_state()
+    return np.asarray(state["mean"], float), np.asarray(state["scale"], float)
 
 
 def _network_of(estimator) -> tuple[list[Layer], str, str]:
