@@ -41,7 +41,6 @@ from .io.npz import atomic_write_bytes, json_safe, read_model_npz
 from .io.schema import (
     MAX_METADATA_CHARS,
     MODEL,
-    Real,
     SchemaError,
     check,
     parse_json,
@@ -303,8 +302,6 @@ def _check_agreement(meta: dict) -> None:
             if len(names) != d:
                 raise SchemaError(key, f"names {len(names)} features, the model takes {d}")
             unique_names(names, key)
-    if "input_max_abs" in meta:
-        Real(0.0).check(meta["input_max_abs"], "input_max_abs")
     shape = meta.get("image_shape")
     if shape is not None and shape[0] * shape[1] != d:
         raise SchemaError("image_shape", f"{shape} does not hold the model's {d} features")

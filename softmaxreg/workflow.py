@@ -1162,7 +1162,8 @@ def _read_images(paths: list[str], n_features: int, meta: dict):
     from .images import digit_format, image_to_digit
 
     try:
-        shape, max_value = digit_format(n_features, meta.get("image_shape"))
+        shape, max_value = digit_format(n_features, meta.get("image_shape"),
+                                        meta.get("input_max_abs"))
     except DataError as exc:
         raise DataError(f"{', '.join(map(str, paths))}: {exc}") from None
     rows, names, errors = [], [], []

@@ -455,6 +455,29 @@ def test_a_model_trained_on_digits_over_16_reads_a_photo_of_a_four(tmp_path):
     assert estimator.predict(row[None]).tolist() == [4]
 
 
+def test_the_cli_reads_the_photo_as_python_does_for_a_model_trained_on_digits_over_16(
+        tmp_path, capsys):
+    """``softmaxreg predict`` on the X / 16 model's file: the 4, with the probabilities Python
+    gives the picture made in the file's recorded range (0..1)."""
+    import json
+
+    from sklearn.datasets import load_digits
+
+    from softmaxreg import SoftmaxRegression
+    from softmaxreg.cli import main
+
+    X, y = load_digits(return_X_y=True)
+    model = SoftmaxRegression(C=1.0).fit(X / 16, y)
+    model.save(tmp_path / "m.npz")
+    path = tmp_path / "four.png"
+    Image.fromarray(photograph(draw_four(), noise=8.0)).save(path)
+    assert main(["predict", str(tmp_path / "m.npz"), str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["predicted"] == [4]
+    expected = model.predict_proba(image_to_digit(path, (8, 8), 16)[None] / 16.0)
+    np.testing.assert_allclose(out["probabilities"], expected, rtol=1e-6, atol=1e-9)
+
+
 def test_8x8_output_has_load_digits_format():
     """load_digits: the ink spans all 8 rows, 4 to 8 columns, values 0..16, centred."""
     from sklearn.datasets import load_digits

@@ -348,6 +348,7 @@ MODEL = Obj({
     "history": Either((Null(), *HISTORY.options)),
     "dataset": optional(Text()),
     "image_shape": optional(ListOf(SIZE, 2, 2)),
+    "input_max_abs": NON_NEGATIVE,  # the largest |x| of the training features, when unscaled
     "training": optional(TRAINING),
     "metrics": Obj(extra=_SCORES),
     "fit_seconds": NON_NEGATIVE,
