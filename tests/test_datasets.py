@@ -464,18 +464,18 @@ def test_verified_cache_is_used_without_network(server, down_mirror, tmp_path, m
     assert server.requests == []
 
 
-def test_corrupt_cached_file_is_replaced(server, down_mirror, tmp_path, mnist_dir, monkeypatch,
-                                        capsys):
+def test_corrupt_cached_file_is_replaced(server, down_mirror, tmp_path, mnist_dir, monkeypatch):
     cache = tmp_path / "mnist"
     copy_mnist(mnist_dir, cache)
     labels = cache / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(labels.read_bytes()[:-100])
     monkeypatch.setenv("SOFTMAXREG_CACHE", str(tmp_path))
     monkeypatch.setenv("SOFTMAXREG_MNIST_MIRRORS", f"{down_mirror},{server.url('good')}")
+    monkeypatch.setattr(sys, "stderr", _Terminal())  # the download bar is drawn on a terminal
     check_mnist(load_mnist())
     check_cache(cache)
     assert server.requests == [("good", "t10k-labels-idx1-ubyte.gz")]
-    assert "t10k-labels-idx1-ubyte" in capsys.readouterr().err  # the progress bar
+    assert "t10k-labels-idx1-ubyte" in sys.stderr.getvalue()  # the progress bar
 
 
 def test_all_bad_mirrors_give_one_error_listing_each(server, down_mirror, silent_mirror,
