@@ -571,16 +571,20 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         save_model(host, path, scaling=scaling, metadata=metadata)
 
     @classmethod
-    def from_network(cls, network: Network, classes, *, feature_names=None, **params):
+    def from_network(cls, network: Network, classes, *, feature_names=None,
+                     input_max_abs: float | None = None, **params):
         """A fitted estimator of ``network`` (d[0] features; K softmax units, or 1 sigmoid unit
         for two classes) predicting ``classes``, with the constructor's ``params``: what a
-        model file or a checkpoint restores."""
+        model file or a checkpoint restores. ``input_max_abs``: the largest |x| it was trained
+        on, when known (``_input_max_abs_``)."""
         estimator = cls(**params)
         estimator._validate_params()
         estimator.classes_ = np.asarray(classes)
         estimator.n_features_in_ = network.layer_sizes[0]
         if feature_names is not None:
             estimator.feature_names_in_ = np.asarray(feature_names, dtype=object)
+        if input_max_abs is not None:
+            estimator._input_max_abs_ = float(input_max_abs)
         estimator._set_network(network)
         return estimator
 

@@ -357,12 +357,11 @@ def _build_estimator(path: Path, meta: dict, members: dict[str, np.ndarray]):
     cls = MODEL_KINDS[meta["kind"]]
     valid = cls().get_params()
     try:  # what fit would check: C > 0, known solver, ...
-        estimator = cls.from_network(net, classes, **{k: _param(v) for k, v in
-                                                      meta.get("params", {}).items() if k in valid})
+        estimator = cls.from_network(  # input_max_abs kept when the model is saved again
+            net, classes, input_max_abs=meta.get("input_max_abs"),
+            **{k: _param(v) for k, v in meta.get("params", {}).items() if k in valid})
     except (ValueError, TypeError) as exc:
         raise _fail(path, f"bad estimator parameters ({exc})") from None
-    if "input_max_abs" in meta:  # kept when the loaded model is saved again
-        estimator._input_max_abs_ = float(meta["input_max_abs"])
     return estimator
 
 
