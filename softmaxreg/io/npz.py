@@ -160,15 +160,25 @@ def read_npy(path: PathLike, label_column: int | str | None = None, *,
 
 
 def open_npy(path: Path) -> NDArray[Any]:
-    """The array of the ``.npy`` file ``path``, memory-mapped: rows are read when used."""
+    """The array of the ``.npy`` file ``path``, memory-mapped: rows are read when used.
+
+    Its header is checked first, as an archive's members are (:func:`_npy_header`): a file that
+    is not a ``.npy`` (a pickle, text) never reaches ``np.load``, and the header must describe
+    exactly the bytes the file holds (not 10¹² rows in a file of 200 bytes)."""
+    def fail(problem: str) -> DataError:
+        return DataError(f"{path} is not a readable .npy file: {problem}")
+
     try:
-        data = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, SyntaxError, tokenize.TokenError) as exc:  # a bad header
-        raise DataError(f"{path} is not a readable .npy file ({exc})") from exc
-    if not isinstance(data, np.ndarray):  # np.load opens an .npz archive whatever its name
-        data.close()
-        raise DataError(f"{path} is an .npz archive, not a .npy file: name it .npz")
-    return data
+        with open(path, "rb") as file:
+            if file.read(4) == b"PK\x03\x04":  # what np.load opens as an .npz archive
+                raise DataError(f"{path} is an .npz archive, not a .npy file: name it .npz")
+            file.seek(0)
+            _npy_header(file, "it", os.fstat(file.fileno()).st_size, fail, "it")
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:  # DataError is a ValueError: ours go through
+        if isinstance(exc, DataError):
+            raise
+        raise fail(f"{type(exc).__name__}: {exc}") from None
 
 
 def npy_layout(data: NDArray[Any], path: Path, label_column: int | str | None = None,
@@ -320,25 +330,35 @@ def _check_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: 
         raise fail(f"member {name!r} claims {info.file_size} bytes from {info.compress_size} "
                    f"compressed bytes in a {archive_size}-byte file: refusing to expand")
     with zf.open(info) as member:
-        try:
-            version = np.lib.format.read_magic(member)
-        except ValueError:
-            raise fail(f"member {name!r} is not a .npy array") from None
-        if version not in _NPY_HEADER_READERS:
-            raise fail(f"member {name!r} is in .npy format {version}, which is not read")
-        try:
-            shape, fortran, dtype = _NPY_HEADER_READERS[version](member)
-        except (ValueError, SyntaxError, tokenize.TokenError) as exc:  # numpy parses it as Python
-            raise fail(f"member {name!r} has a malformed .npy header "
-                       f"({type(exc).__name__}: {str(exc)[:200]})") from None
-        header = member.tell()
+        return _npy_header(member, f"member {name!r}", info.file_size, fail,
+                           f"array {name.removesuffix('.npy')!r}")
+
+
+def _npy_header(stream: Any, what: str, size: int, fail: Callable[[str], Exception],
+                array: str) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """(shape, dtype, Fortran order, header bytes) of the .npy ``what`` (a file or an archive's
+    member) at the start of ``stream``, whose ``size`` bytes must be its header and exactly
+    the data the header describes, and not Python objects (``array``: what to call it then);
+    ``fail(...)`` if not. A stream that is not a .npy (a pickle, text) is refused here."""
+    try:
+        version = np.lib.format.read_magic(stream)
+    except ValueError:
+        raise fail(f"{what} does not begin with NumPy's .npy header (a pickle or a text file "
+                   "is not read)") from None
+    if version not in _NPY_HEADER_READERS:
+        raise fail(f"{what} is in .npy format {version}, which is not read")
+    try:
+        shape, fortran, dtype = _NPY_HEADER_READERS[version](stream)
+    except (ValueError, SyntaxError, tokenize.TokenError, EOFError) as exc:  # parsed as Python
+        said = (str(exc).splitlines() or [""])[0][:200]
+        raise fail(f"{what} has a malformed .npy header ({type(exc).__name__}: {said})") from None
     if dtype.hasobject:
-        raise fail(f"array {name.removesuffix('.npy')!r} holds Python objects, which are not "
-                   "loaded (allow_pickle=False); store numbers or strings")
-    nbytes = math.prod(shape) * dtype.itemsize
-    if min(shape, default=0) < 0 or header + nbytes != info.file_size:
-        raise fail(f"member {name!r} has a header for {shape} {dtype} ({nbytes} bytes) but "
-                   f"holds {info.file_size - header} bytes")
+        raise fail(f"{array} holds Python objects, which are not loaded (allow_pickle=False); "
+                   "store numbers or strings")
+    header, nbytes = stream.tell(), math.prod(shape) * dtype.itemsize
+    if min(shape, default=0) < 0 or header + nbytes != size:
+        raise fail(f"{what} has a header for {shape} {dtype} ({nbytes} bytes) but holds "
+                   f"{size - header} bytes")
     return shape, dtype, fortran, header
 
 
