@@ -245,7 +245,7 @@ class NpySource(Source):
     Python, features alone with ``labels`` in a second ``.npy`` file of shape (n,), whose uint8
     features are taken as pixels.  ``schema``: the model's columns, for a test file."""
 
-    def __init__(self, path, labels=None, label_column: int | None = None,
+    def __init__(self, path, labels=None, label_column: int | str | None = None,
                  schema: DataSchema | None = None):
         self.path = Path(path)
         self.labels = None if labels is None else Path(labels)
@@ -422,8 +422,7 @@ def open_source(path, label_column: int | str | None = None, *,
         return SvmlightSource(path)
     if kind is NpzSource:
         return NpzSource(path)
-    return NpySource(path, label_column=None if label_column is None else int(label_column),
-                     schema=schema)
+    return NpySource(path, label_column=label_column, schema=schema)
 
 
 # -- pass 1: the labels ---------------------------------------------------------------------------

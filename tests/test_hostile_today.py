@@ -58,3 +58,24 @@ def test_npy_header_too_long_for_numpy_is_one_line(tmp_path):
     with pytest.raises(DataError, match="malformed .npy header") as caught:
         read_npy(path)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("column", ["cultivar", "1.5", 1.5, True])
+def test_npy_label_column_by_name_is_refused_in_words(tmp_path, column):
+    """``--label-column cultivar`` on a .npy file gave "invalid literal for int() with base 10:
+    'cultivar'" (whole and --stream); ``label_column=1.5`` silently took column 1."""
+    np.save(tmp_path / "a.npy", np.c_[np.arange(12.0).reshape(4, 3), [0, 1, 0, 1]])
+    for read in (read_npy, lambda path, column: NpySource(path, label_column=column)):
+        with pytest.raises(DataError, match=rf"label column {column!r} is not a column index: "
+                                            r".*a\.npy is a \.npy file, whose columns have no "
+                                            "names"):
+            read(tmp_path / "a.npy", column)
+
+
+def test_npy_label_column_index_from_the_command_line(tmp_path):
+    """The CLI gives the index as text: '0' and '-4' are the first column, as 0 is."""
+    data = np.c_[[0, 1, 0, 1], np.arange(12.0).reshape(4, 3)]
+    np.save(tmp_path / "a.npy", data)
+    for column in ("0", " -4", 0):
+        ds = read_npy(tmp_path / "a.npy", column)
+        assert ds.y.tolist() == [0, 1, 0, 1] and np.array_equal(ds.X, data[:, 1:])

@@ -194,7 +194,7 @@ def npy_layout(data: NDArray[Any], path: Path, label_column: int | str | None = 
     if label_column is None and schema is not None:
         label = _schema_npy_label(c, path, schema)
     else:
-        label = c - 1 if label_column is None else int(label_column)
+        label = c - 1 if label_column is None else _column_index(label_column, path)
         if not -c <= label < c:
             raise DataError(f"label column {label} is out of range: {path} has {c} columns")
         if c < 2:
@@ -206,6 +206,17 @@ def npy_layout(data: NDArray[Any], path: Path, label_column: int | str | None = 
                         f"scoring needs the labels; {NPY_LAYOUT}")
     columns = np.arange(c)
     return (columns if label is None else np.delete(columns, label)), label
+
+
+def _column_index(label_column: int | str, path: Path) -> int:
+    """``label_column`` as an index (an int, or its text from the command line); DataError for
+    a name or a fraction: a .npy file's columns have no names."""
+    text = str(label_column).strip()
+    if isinstance(label_column, (bool, float)) or not text.lstrip("+-").isdigit():
+        raise DataError(f"label column {label_column!r} is not a column index: {path} is a .npy "
+                        "file, whose columns have no names; give the label column's index "
+                        "(0 for the first, -1 for the last)")
+    return int(text)
 
 
 def _schema_npy_label(c: int, path: Path, schema: DataSchema) -> int | None:
