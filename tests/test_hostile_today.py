@@ -79,3 +79,19 @@ def test_npy_label_column_index_from_the_command_line(tmp_path):
     for column in ("0", " -4", 0):
         ds = read_npy(tmp_path / "a.npy", column)
         assert ds.y.tolist() == [0, 1, 0, 1] and np.array_equal(ds.X, data[:, 1:])
+
+
+def test_float16_labels_are_judged_in_float64(tmp_path):
+    """In float16, 2**53 is inf: an inf label passed ``|y| <= 2**53`` and became the class
+    -9223372036854775808 (with 'overflow encountered in cast' warnings for any float16 file)."""
+    import warnings
+
+    rows = np.array([[1, 2, 0], [3, 4, 1], [5, 6, 2]] * 10, dtype=np.float16)
+    np.save(tmp_path / "ok.npy", rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_npy(tmp_path / "ok.npy").y.tolist() == [0, 1, 2] * 10
+    rows[0, 2] = np.inf
+    np.save(tmp_path / "inf.npy", rows)
+    with pytest.raises(DataError, match=r"column 2 holds inf, which is not a class label"):
+        read_npy(tmp_path / "inf.npy")

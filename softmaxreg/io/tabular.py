@@ -461,8 +461,9 @@ def _as_floats(rows: list[list[str]]) -> NDArray[np.float64] | None:
 
 def integer_labels(y: NDArray[Any]) -> NDArray[Any]:
     """Numeric labels y (n,) as int64 when all are whole numbers that int64 holds exactly (1e300
-    is whole but would wrap around), else y."""
-    whole = np.all(np.abs(y) <= 2**53) and np.all(y == np.round(y))
+    is whole but would wrap around), else y. Compared in float64: float16 cannot hold 2**53
+    (its inf passed as 'whole' and became the class -2**63)."""
+    whole = np.all(np.abs(y, dtype=np.float64) <= 2**53) and np.all(y == np.round(y))
     return y.astype(np.int64) if whole else y
 
 
