@@ -401,8 +401,15 @@ NEEDS = {"chunk_rows": ("stream",), "checkpoint_every": ("checkpoint", "resume")
 def _not_applying(args) -> str | None:
     """Why the first option given to ``train`` that its model and solver do not use (see
     :func:`~softmaxreg.workflow.inapplicable`) does not apply, or None."""
+    if args.command == "predict" and (args.proba or args.json) and args.top_k != 1:
+        return (f"argument --top-k: --{'proba' if args.proba else 'json'} prints every class's "
+                "probability; --top-k chooses how many the plain output shows")
     if args.command != "train":
         return None
+    own = NETWORK_SOLVERS if args.model == "network" else REGRESSION_SOLVERS
+    if args.solver is not None and args.solver not in own:
+        return (f"argument --solver: {args.solver} is not a solver of --model {args.model} "
+                f"(its solvers: {', '.join(own)})")
     for setting, needs in NEEDS.items():
         if setting in args.given and not any(getattr(args, n) for n in needs):
             return (f"argument {_option(setting)}: applies with "

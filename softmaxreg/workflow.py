@@ -791,7 +791,8 @@ def evaluate(model_path, dataset: str | None = None, *, label_column=None, data_
         raise DataError(f"{model_path}: the model file does not say which data it was trained "
                         "on; give a data set with --dataset")
     part = _evaluation_part(dataset, meta, label_column, data_dir, header=header, empty=empty)
-    m = metrics(estimator, _features_for(estimator, scaling, part.X), part.y, part.label_column)
+    m = metrics(estimator, _features_for(estimator, scaling, part.X, meta), part.y,
+                part.label_column)
     m["includes_training_rows"] = part.includes_training
     if part.includes_training is not False:
         m["note"] = part.note
@@ -1029,7 +1030,7 @@ def _data_figures(estimator, scaling, meta: dict, model: str, dataset, data_dir)
         return dict.fromkeys(FIGURES[2:], f"the training data set could not be loaded ({exc}); "
                                           "give one with --dataset")
     X, y = part.X, np.asarray(part.y)
-    Xs = _features_for(estimator, scaling, X)
+    Xs = _features_for(estimator, scaling, X, meta)
     subject = f"{model} on {_data_name(named)}"
     m = metrics(estimator, Xs, y, part.label_column)
     return {"confusion_matrix": plots.confusion_matrix(m["confusion_matrix"], m["classes"],
@@ -1083,13 +1084,27 @@ def _read_history(path: Path) -> dict:
 
 
 _MAX_HISTORY_CHARS = 2**24  # as a model file's metadata
-def _features_for(estimator, scaling, X):
+OUT_OF_RANGE = 4.0  # data reaching this many times the training range's largest |x| warn
+
+
+def _features_for(estimator, scaling, X, meta: dict):
     """The rows X (n, d) as the model takes them: through its stored scaling (which makes
-    sparse rows dense when it centres, see :meth:`softmaxreg.preprocessing.Scaling.transform`)."""
+    sparse rows dense when it centres, see :meth:`softmaxreg.preprocessing.Scaling.transform`).
+    A UserWarning when a model without one meets values beyond :data:`OUT_OF_RANGE` times the
+    largest |x| it was trained on (``input_max_abs``): rows not scaled as its training rows
+    were, such as load_digits' 0..16 for a model fitted on X / 16."""
     if X.shape[1] != estimator.n_features_in_:
         raise DataError(f"the data have {X.shape[1]} features, but the model was trained "
                         f"with {estimator.n_features_in_}")
-    return scaling.transform(X) if scaling is not None else X
+    if scaling is not None:
+        return scaling.transform(X)
+    trained = meta.get("input_max_abs")
+    top = float(abs(X).max()) if X.shape[0] and X.shape[1] else 0.0
+    if trained is not None and top > OUT_OF_RANGE * trained:
+        warnings.warn(f"the data reach |x| = {top:.4g}, but the model was trained on values up "
+                      f"to {trained:.4g}: if its training data were scaled (divided by 16, by "
+                      "255, standardised), scale these the same way", UserWarning, stacklevel=3)
+    return X
 
 
 def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
@@ -1117,7 +1132,7 @@ def predict(model_path, inputs: list[str], *, top_k: int = 1, label_column=None,
         dropped = list(ds.dropped_rows)
     else:
         raise DataError("give one data file, or one or more images of digits")
-    P = estimator.predict_proba(_features_for(estimator, scaling, X))
+    P = estimator.predict_proba(_features_for(estimator, scaling, X, meta))
     k = max(1, min(int(top_k), P.shape[1]))
     order = np.argsort(-P, axis=1, kind="stable")[:, :k]
     return {

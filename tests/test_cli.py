@@ -1010,3 +1010,38 @@ def test_a_test_value_beyond_the_scaled_range_is_refused_before_fitting(tmp_path
     _run_fails(capsys, ["train", "--dataset", str(tmp_path / "wine.csv"), "--test",
                         str(tmp_path / "test.csv"), "--quiet"],
                "the test rows: X[0, 0] = 1.7e+308 is beyond")
+
+
+def test_data_beyond_the_range_a_model_was_trained_on_warn(tmp_path, capsys):
+    """A model fitted in Python on load_digits / 16 (its file records |x| ≤ 1), given the raw
+    0..16 rows: a warning naming both ranges; the rows / 16 give none."""
+    X, y = load_digits(return_X_y=True)
+    from softmaxreg import SoftmaxRegression
+
+    model = SoftmaxRegression(C=1.0).fit(X / 16, y)
+    model.save(tmp_path / "m.npz")
+    np.save(tmp_path / "raw.npy", X[:20])
+    np.save(tmp_path / "scaled.npy", X[:20] / 16)
+    assert main(["predict", str(tmp_path / "m.npz"), str(tmp_path / "scaled.npy"), "--json"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "m.npz"), str(tmp_path / "raw.npy"), "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "the data reach |x| = 16, but the model was trained on values up to 1" in err
+
+
+def test_a_solver_of_the_other_model_is_a_usage_error(capsys):
+    _usage_error(capsys, ["train", "--dataset", "iris", "--solver", "adamw"],
+                 "argument --solver: adamw is not a solver of --model softmax")
+    _usage_error(capsys, ["train", "--dataset", "iris", "--model", "network", "--solver",
+                          "fista"], "fista is not a solver of --model network")
+
+
+@pytest.mark.parametrize("shown", ["--proba", "--json"])
+def test_top_k_with_every_probability_printed_is_a_usage_error(iris_model, tmp_path, capsys,
+                                                                shown):
+    from sklearn.datasets import load_iris
+
+    load_iris(as_frame=True).data.to_csv(tmp_path / "rows.csv", index=False)
+    _usage_error(capsys, ["predict", str(iris_model), str(tmp_path / "rows.csv"), shown,
+                          "--top-k", "2"], "argument --top-k")
+    assert main(["predict", str(iris_model), str(tmp_path / "rows.csv"), shown]) == 0
