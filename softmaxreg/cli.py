@@ -222,8 +222,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--activation", default=DEFAULT.activation, choices=list(ACTIVATIONS),
                    help="activation of the network's hidden layers")
     t.add_argument("--solver", choices=SOLVERS,
-                   help="optimiser (default: lbfgs for softmax, adam for network and with "
-                        "--stream)")
+                   help=f"optimiser: {', '.join(REGRESSION_SOLVERS)} for softmax, "
+                        f"{', '.join(NETWORK_SOLVERS)} for network (default: lbfgs for softmax, "
+                        "adam for network and with --stream)")
     t.add_argument("--epochs", type=_COUNT,
                    help="the most epochs of a minibatch solver, or iterations of lbfgs/fista; "
                         f"fewer run when the fit stops by itself: {_stopping_rule()}, lbfgs "
