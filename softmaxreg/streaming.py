@@ -55,11 +55,11 @@ from .io.dataset import (
 from .io.idx import open_idx, read_idx_rows, require_idx_file
 from .io.npz import (
     check_finite,
-    feature_shape,
     npy_labels,
     npy_layout,
     npz_feature_names,
     npz_labels,
+    npz_layout,
     npz_members,
     npz_rows,
     open_npy,
@@ -311,18 +311,11 @@ class NpzSource(Source):
     def __init__(self, path, part: str = ""):
         self.path, self.part = Path(path), part
         self.keys = (f"X{part}", f"y{part}")
-        held = npz_members(self.path, (*self.keys, "X_test", "y_test"))
+        held = npz_members(self.path, ("X", "y", "X_test", "y_test"))
         require_npz_members(self.path, held, self.keys)
-        (x_shape, x_dtype), (y_shape, _) = held[self.keys[0]], held[self.keys[1]]
-        self.image_shape = feature_shape(x_shape, x_dtype, self.keys[0], self.path)
-        if len(y_shape) != 1 or y_shape[0] != x_shape[0]:
-            raise DataError(f"{self.path}: {self.keys[1]} has shape {y_shape}; expected "
-                            f"({x_shape[0]},), one label per row of {self.keys[0]}")
-        if ("X_test" in held) != ("y_test" in held):
-            raise DataError(f"{self.path} has only one of X_test and y_test; give both or "
-                            "neither")
+        self.image_shape = npz_layout(self.path, held, self.keys)  # for X: X_test's too
         self.has_test = "X_test" in held
-        self.pixels = x_dtype == np.uint8
+        self.pixels = held[self.keys[0]][1] == np.uint8
 
     def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
         for X, y in zip(npz_rows(self.path, self.keys[0], chunk_rows),

@@ -95,3 +95,65 @@ def test_float16_labels_are_judged_in_float64(tmp_path):
     np.save(tmp_path / "inf.npy", rows)
     with pytest.raises(DataError, match=r"column 2 holds inf, which is not a class label"):
         read_npy(tmp_path / "inf.npy")
+
+
+def _deflated_npz(path, X_shape, y, order="C"):
+    """An archive of ``y`` and an ``X`` of zeros of ``X_shape`` (float64, ``order``), deflated:
+    64 MiB of zeros take 65 KB."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        buf = io.BytesIO()
+        np.save(buf, y)
+        zf.writestr("y.npy", buf.getvalue())
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": order == "F", "shape": X_shape})
+        with zf.open("X.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            zeros = bytes(2**20)
+            for _ in range(int(np.prod(X_shape)) * 8 // 2**20):
+                member.write(zeros)
+
+
+def test_npz_bomb_is_refused_from_its_headers(tmp_path, monkeypatch):
+    """A 4 MB .npz whose X inflates to 4 GiB, with 30 labels, was read whole (32 s, 4.9 GB
+    peak) before 'X has 134217728 rows but y has 30 labels'. The rows are now compared in the
+    headers, and an archive whose arrays agree but exceed the memory available is refused
+    before reading (as io.idx does), whole or, for a member in Fortran order, streamed."""
+    import tracemalloc
+
+    from softmaxreg.io import read_npz
+    from softmaxreg.streaming import NpzSource
+
+    _deflated_npz(tmp_path / "rows.npz", (2**21, 4), np.arange(30))  # 64 MiB of X
+    tracemalloc.start()
+    with pytest.raises(DataError, match=r"rows\.npz: X has 2097152 rows but y has 30 labels"):
+        read_npz(tmp_path / "rows.npz")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2**20  # measured 0.1 MB; reading X whole is 64 MiB
+    monkeypatch.setattr("softmaxreg.io.npz.available_memory", lambda: 32 * 2**20)
+    _deflated_npz(tmp_path / "big.npz", (2**21, 4), np.zeros(2**21, np.uint8))
+    with pytest.raises(DataError, match=r"big\.npz: reading it whole needs 66 MiB, more than "
+                                        r"the 32 MiB of memory available \(stream it instead"):
+        read_npz(tmp_path / "big.npz")
+    _deflated_npz(tmp_path / "fortran.npz", (2**21, 4), np.zeros(2**21, np.uint8), order="F")
+    with pytest.raises(DataError, match=r"its member 'X\.npy' in Fortran order, read whole, "
+                                        "needs 64 MiB"):
+        next(NpzSource(tmp_path / "fortran.npz").raw_chunks(1000))
+
+
+def test_npz_test_part_is_checked_before_streaming(tmp_path):
+    """An X_test narrower than X was found by the stream after training ('X has 2 features,
+    but the scaling was fitted with 4'); in memory it was refused before. Both now say so when
+    the archive is opened."""
+    from softmaxreg.io import read_npz
+    from softmaxreg.streaming import open_source
+
+    X, y = np.ones((30, 4)), np.arange(30) % 3
+    np.savez(tmp_path / "a.npz", X=X, y=y, X_test=X[:5, :2], y_test=y[:5])
+    for read in (read_npz, open_source):
+        with pytest.raises(DataError, match=r"a\.npz: X_test has 2 features, but X has 4"):
+            read(tmp_path / "a.npz")

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import DataError, ModelFileError, SoftmaxRegError
-from .dataset import DataSchema, Dataset, PathLike, check_default_labels
+from .dataset import DataSchema, Dataset, PathLike, available_memory, check_default_labels
 from .schema import MAX_METADATA_CHARS
 from .tabular import integer_labels
 
@@ -49,14 +49,16 @@ def read_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"cannot open {path}: no such file")
+    held = npz_members(path, _NPZ_KEYS)  # the headers: the shapes are checked before reading
+    require_npz_members(path, held, ("X", "y")[: 2 if require_labels else 1])
+    npz_layout(path, held)
+    _check_fits(path, sum(math.prod(shape) * dtype.itemsize for shape, dtype in held.values()),
+                "reading it whole")
     arrays = read_npz_arrays(path, lambda problem: DataError(f"{path}: {problem}"),
                              names=_NPZ_KEYS, what=".npz file")
-    require_npz_members(path, arrays, ("X", "y")[: 2 if require_labels else 1])
     X, image_shape = _npz_features(arrays["X"], "X", path)
     X_test = y_test = None
-    if "X_test" in arrays or "y_test" in arrays:
-        if "X_test" not in arrays or "y_test" not in arrays:
-            raise DataError(f"{path} has only one of X_test and y_test; give both or neither")
+    if "X_test" in arrays:
         X_test, _ = _npz_features(arrays["X_test"], "X_test", path)
         y_test = npz_labels(arrays["y_test"], "y_test", path)
     y = npz_labels(arrays["y"], "y", path) if "y" in arrays else None
@@ -72,6 +74,42 @@ def require_npz_members(path: Path, held: Sequence[str], names: Sequence[str]) -
             every = sorted(name.removesuffix(".npy") for name in zf.namelist())
         raise DataError(f"{path} has no array {' or '.join(missing)}; it holds "
                         f"{every}; save with np.savez(path, X=X, y=y)")
+
+
+def npz_layout(path: Path, held: dict[str, tuple[tuple[int, ...], np.dtype]],
+               keys: tuple[str, str] = ("X", "y")) -> tuple[int, int] | None:
+    """The image shape of the features ``keys[0]`` (:func:`feature_shape`), checked from the
+    headers ``held`` (:func:`npz_members`) before anything is read: one label ``keys[1]`` per
+    row when the archive has labels, and ``X_test`` with ``y_test`` (both or neither), of the
+    width of ``X``. DataError if not."""
+    x_shape, x_dtype = held[keys[0]]
+    image_shape = feature_shape(x_shape, x_dtype, keys[0], path)
+    if keys[1] in held:
+        y_shape = held[keys[1]][0]
+        if len(y_shape) != 1:
+            raise DataError(f"{path}: {keys[1]} has shape {y_shape}; expected ({x_shape[0]},), "
+                            f"one label per row of {keys[0]}")
+        if y_shape[0] != x_shape[0]:
+            raise DataError(f"{path}: {keys[0]} has {x_shape[0]} rows but {keys[1]} has "
+                            f"{y_shape[0]} labels; expected one label per row of {keys[0]}")
+    if keys[0] == "X" and ("X_test" in held) != ("y_test" in held):
+        raise DataError(f"{path} has only one of X_test and y_test; give both or neither")
+    if keys[0] == "X" and "X_test" in held:
+        npz_layout(path, held, ("X_test", "y_test"))
+        width, test_width = (math.prod(held[key][0][1:]) for key in ("X", "X_test"))
+        if test_width != width:
+            raise DataError(f"{path}: X_test has {test_width} features, but X has {width}")
+    return image_shape
+
+
+def _check_fits(path: Path, nbytes: int, doing: str) -> None:
+    """DataError unless ``nbytes`` of arrays, which ``doing`` holds in memory, fit in the memory
+    available: a 4 MB archive of deflated zeros can declare 4 GiB (io.idx does the same)."""
+    memory = available_memory()
+    if memory is not None and nbytes > memory:
+        raise DataError(f"{path}: {doing} needs {nbytes / 2**20:,.0f} MiB, more than the "
+                        f"{memory / 2**20:,.0f} MiB of memory available (stream it instead: "
+                        "train --stream, softmaxreg.streaming.NpzSource)")
 
 
 def npz_feature_names(path: Path, d: int) -> list[str] | None:
@@ -292,6 +330,8 @@ def npz_rows(path: Path, name: str, chunk_rows: int) -> Iterator[NDArray[Any]]:
         info = infos[name]
         shape, dtype, fortran, header = _check_npy_member(zf, info, path.stat().st_size, fail)
         if fortran:
+            _check_fits(path, math.prod(shape) * dtype.itemsize,
+                        f"its member {info.filename!r} in Fortran order, read whole,")
             whole = _read_npy_member(zf, info)
             for a in range(0, shape[0], chunk_rows):
                 yield whole[a: a + chunk_rows]
