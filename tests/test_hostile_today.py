@@ -157,3 +157,26 @@ def test_npz_test_part_is_checked_before_streaming(tmp_path):
     for read in (read_npz, open_source):
         with pytest.raises(DataError, match=r"a\.npz: X_test has 2 features, but X has 4"):
             read(tmp_path / "a.npz")
+
+
+def test_empty_arrays_are_refused_when_read(tmp_path):
+    """An .npz or .npy of no rows, or X of no features, was read, and train failed in numpy
+    ('zero-size array to reduction operation minimum which has no identity', or for an empty
+    X_test scikit-learn's 'Found array with 0 sample(s)' after fitting)."""
+    from softmaxreg.io import load_dataset
+    from softmaxreg.streaming import open_source
+
+    X, y = np.ones((30, 4)), np.arange(30) % 3
+    cases = {"rows.npz": (dict(X=X[:0], y=y[:0]), r"X has shape \(0, 4\): no rows"),
+             "features.npz": (dict(X=X[:, :0], y=y), r"X has shape \(30, 0\): no features"),
+             "test.npz": (dict(X=X, y=y, X_test=X[:0], y_test=y[:0]),
+                          r"X_test has shape \(0, 4\): no rows")}
+    for name, (arrays, message) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        for read in (load_dataset, open_source):
+            with pytest.raises(DataError, match=message):
+                read(tmp_path / name)
+    np.save(tmp_path / "rows.npy", np.c_[X, y][:0])
+    for read in (load_dataset, open_source):
+        with pytest.raises(DataError, match=r"rows\.npy has no data rows"):
+            read(tmp_path / "rows.npy")

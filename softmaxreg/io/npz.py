@@ -140,15 +140,16 @@ def _npz_features(X: NDArray[Any], key: str, path: Path) -> tuple[NDArray[Any], 
 def feature_shape(shape: tuple[int, ...], dtype: np.dtype, key: str, path: Path
                    ) -> tuple[int, int] | None:
     """The image shape (h, w) of features of ``shape`` (n, h, w), None for (n, d); DataError
-    for any other shape, or for a dtype that is not numbers."""
+    for any other shape, for no rows or no features, or for a dtype that is not numbers."""
     if dtype.kind not in "biuf":
         raise DataError(f"{path}: {key} has dtype {dtype}; expected numbers")
-    if len(shape) == 3:
-        return int(shape[1]), int(shape[2])
-    if len(shape) != 2:
+    if len(shape) not in (2, 3):
         raise DataError(f"{path}: {key} has shape {shape}; expected (n, d) or images "
                         "(n, h, w)")
-    return None
+    if not math.prod(shape):  # an empty X trained into numpy's 'zero-size array' errors
+        raise DataError(f"{path}: {key} has shape {shape}: no "
+                        f"{'rows' if shape[0] == 0 else 'features'}")
+    return (int(shape[1]), int(shape[2])) if len(shape) == 3 else None
 
 
 def check_finite(X: NDArray[Any], key: str, path: Path) -> None:
@@ -228,6 +229,8 @@ def npy_layout(data: NDArray[Any], path: Path, label_column: int | str | None = 
     if data.ndim != 2 or data.dtype.kind not in "biuf":
         raise DataError(f"{path} holds an array of shape {data.shape} and dtype {data.dtype}; "
                         f"{NPY_LAYOUT}")
+    if not data.shape[0]:
+        raise DataError(f"{path} has no data rows")
     c = data.shape[1]
     if label_column is None and schema is not None:
         label = _schema_npy_label(c, path, schema)
