@@ -12,7 +12,7 @@ import struct
 import numpy as np
 import pytest
 
-from softmaxreg.exceptions import DataError
+from softmaxreg.exceptions import DataError, ModelFileError
 from softmaxreg.io import read_npy
 from softmaxreg.streaming import NpySource
 
@@ -180,3 +180,27 @@ def test_empty_arrays_are_refused_when_read(tmp_path):
     for read in (load_dataset, open_source):
         with pytest.raises(DataError, match=r"rows\.npy has no data rows"):
             read(tmp_path / "rows.npy")
+
+
+@pytest.mark.parametrize("second", ["X.npy", "X"])
+def test_npz_with_two_members_for_one_array_is_refused(tmp_path, second):
+    """An archive with X.npy twice, or X and X.npy, was read (the last member won); np.load
+    reads 'X' before 'X.npy', so the two readers could see different data."""
+    import io
+    import warnings
+    import zipfile
+
+    from softmaxreg.io import read_npz
+    from softmaxreg.persistence import load
+    from softmaxreg.streaming import open_source
+
+    np.savez(tmp_path / "a.npz", X=np.ones((30, 4)), y=np.arange(30) % 3)
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((30, 4)))
+    with warnings.catch_warnings(), zipfile.ZipFile(tmp_path / "a.npz", "a") as zf:
+        warnings.simplefilter("ignore")  # zipfile: 'Duplicate name'
+        zf.writestr(second, buf.getvalue())
+    for read in (read_npz, open_source, load):  # load: a ModelFileError
+        with pytest.raises((DataError, ModelFileError),
+                           match=r"a\.npz: holds more than one member for the array 'X'"):
+            read(tmp_path / "a.npz")

@@ -16,6 +16,7 @@ import tempfile
 import tokenize
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -361,7 +362,12 @@ def _archive(path: Path, fail: Callable[[str], Exception], what: str
                        "arrays X and y, e.g. np.savez(path, X=X, y=y)")
     try:
         with zipfile.ZipFile(path) as zf:
-            yield zf, {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
+            names = [i.filename.removesuffix(".npy") for i in zf.infolist()]
+            twice = sorted(name for name, k in Counter(names).items() if k > 1)
+            if twice:  # which one is read differs between readers (np.load takes 'X' first)
+                raise fail(f"holds more than one member for the array {twice[0]!r} (X.npy twice, "
+                           "or X and X.npy): which one is meant is unclear")
+            yield zf, dict(zip(names, zf.infolist(), strict=True))
     except SoftmaxRegError:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError,
