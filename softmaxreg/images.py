@@ -93,7 +93,7 @@ def image_to_digit(image: ImageSource, shape: tuple[int, int] = MNIST_SHAPE,
     if isinstance(max_value, (int, np.integer)):
         return np.rint(out * max_value).astype(np.uint8).reshape(-1)
     levels = _format_max(tuple(shape))
-    return (np.rint(out * levels) * max_value / levels).reshape(-1)
+    return (np.rint(out * levels) / levels * max_value).reshape(-1)  # ≤ max_value: no inf
 
 
 def image_to_mnist(image: ImageSource) -> NDArray[np.uint8]:

@@ -204,3 +204,24 @@ def test_npz_with_two_members_for_one_array_is_refused(tmp_path, second):
         with pytest.raises((DataError, ModelFileError),
                            match=r"a\.npz: holds more than one member for the array 'X'"):
             read(tmp_path / "a.npz")
+
+
+@pytest.mark.parametrize("top", [1e308, 1.7976931348623157e308, 5e-324, 1.0, 0.5])
+def test_picture_in_any_recorded_range_is_finite(tmp_path, top):
+    """``input_max_abs`` 1e308 (a model trained on such features) rendered a picture as inf:
+    levels·1e308 overflowed before the division. The picture is the format's levels scaled to
+    the range: the 0..1 picture times ``top``, at most ``top``."""
+    from PIL import Image, ImageDraw
+
+    from softmaxreg.images import digit_format, image_to_digit
+
+    picture = Image.new("L", (75, 100), 235)
+    ImageDraw.Draw(picture).line([(25, 25), (25, 55), (52, 55), (52, 25), (52, 80)], fill=20,
+                                 width=6)
+    picture.save(tmp_path / "four.png")
+    shape, max_value = digit_format(64, None, top)
+    assert max_value == top
+    row = image_to_digit(tmp_path / "four.png", shape, max_value)
+    levels = image_to_digit(tmp_path / "four.png", shape, 16)
+    assert np.isfinite(row).all() and row.max() == top
+    np.testing.assert_array_equal(row, levels / 16 * top)
