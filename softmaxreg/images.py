@@ -181,14 +181,40 @@ def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
 
 def _decode(path: str | os.PathLike[str], source: str) -> NDArray[np.float64]:
     with _CappedReads(_open_regular(path, source)) as file, _open_picture(file) as picture:
+        held = picture.size  # what decoding holds in memory: the whole picture, ...
         factor = max(picture.size) // _WORKING_SIDE
         if factor >= 2 and picture.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale
             picture.draft(picture.mode, tuple(-(-n // factor) for n in picture.size))
-        _check_pixels(picture.size, source)  # the size decoded: a JPEG's after draft
+            if _one_pass(picture, file):  # ... or, for most JPEGs, only the reduced one
+                held = picture.size
+        _check_pixels(held, source)
         picture.load()
         if picture.getexif().get(_ORIENTATION, 1) != 1:  # else exif_transpose copies it
             picture = ImageOps.exif_transpose(picture)
         return _grey_from_pil(picture)
+
+
+def _one_pass(picture: Image.Image, file: io.BufferedReader) -> bool:
+    """Whether libjpeg decodes the JPEG ``picture`` in one pass (sequential, every component in
+    its first scan), holding only the rows of the reduced picture a draft asks for. Else
+    (progressive, or a scan per component) it keeps every DCT coefficient of the whole picture,
+    2 bytes a pixel per component at any scale: a 1.5 MB progressive JPEG declaring 400 MP
+    took 980 MB. Anything unexpected in the segments before the first scan counts as not."""
+    if picture.info.get("progressive"):
+        return False
+    where = file.tell()
+    try:
+        file.seek(2)  # after SOI: segments (0xFF, marker, 2-byte length) up to the first scan
+        while len(head := file.read(4)) == 4 and head[0] == 0xFF:
+            length = int.from_bytes(head[2:], "big")
+            if head[1] == 0xDA:  # SOS: its first byte is the number of components in the scan
+                return file.read(1) == bytes([picture.layers])
+            if length < 2:
+                return False
+            file.seek(length - 2, io.SEEK_CUR)
+        return False
+    finally:
+        file.seek(where)
 
 
 def _what_is_wrong(exc: BaseException) -> str:

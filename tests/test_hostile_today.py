@@ -225,3 +225,40 @@ def test_picture_in_any_recorded_range_is_finite(tmp_path, top):
     levels = image_to_digit(tmp_path / "four.png", shape, 16)
     assert np.isfinite(row).all() and row.max() == top
     np.testing.assert_array_equal(row, levels / 16 * top)
+
+
+def _jpeg(tmp_path, name, size, *, progressive=False, one_component_scan=False):
+    """A small RGB JPEG whose frame header (SOF) declares ``size``; optionally progressive, or
+    with its first scan (SOS) holding one component of three (a scan per component)."""
+    from PIL import Image
+
+    path = tmp_path / name
+    Image.new("RGB", (64, 48), (200, 200, 200)).save(path, progressive=progressive)
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc2" if progressive else b"\xff\xc0")
+    data[sof + 5: sof + 9] = struct.pack(">HH", size[1], size[0])  # height, then width
+    if one_component_scan:
+        sos = data.index(b"\xff\xda")
+        first = data[sos + 5: sos + 7]  # the first component and its tables
+        rest = data[sos + 11: sos + 14]  # spectral selection, approximation
+        data[sos: sos + 14] = b"\xff\xda" + struct.pack(">HB", 8, 1) + first + rest
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_jpeg_decoded_in_many_passes_is_held_to_its_declared_size(tmp_path):
+    """A JPEG is allowed to declare up to 64× the pixel limit because it is decoded at 1/8
+    (draft); but libjpeg decodes a progressive JPEG, or one with a scan per component, by
+    keeping every DCT coefficient of the whole picture (2 bytes a pixel per component) at any
+    scale: a 1.5 MB progressive JPEG of 20000×20000 took 980 MB, and one declaring 6.4
+    gigapixels would take 13-38 GB. Those are held to the limit from their header; a one-pass
+    (baseline) JPEG of the same size still passes the check (its 2500×2500 draft is decoded)."""
+    from softmaxreg.images import image_to_digit
+
+    limit = r"is 20000×20000 pixels, more than the 100 million pixels a picture may have"
+    for name, kind in (("progressive.jpg", {"progressive": True}),
+                       ("scans.jpg", {"one_component_scan": True})):
+        with pytest.raises(DataError, match=limit):
+            image_to_digit(_jpeg(tmp_path, name, (20000, 20000), **kind))
+    with pytest.raises(DataError, match="holds no digit"):  # decoded: a grey page
+        image_to_digit(_jpeg(tmp_path, "baseline.jpg", (20000, 20000)))
