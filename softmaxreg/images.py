@@ -27,6 +27,7 @@ Finding the ink, step by step:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -34,7 +35,7 @@ import stat
 import struct
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -164,14 +165,13 @@ def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
     if isinstance(image, np.ndarray):
         return _grey_from_array(image)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # ours is checked
+        with _bomb_warnings_ignored():  # ours is checked
             return _decode(image, source)
     except DataError:  # ours, already naming the file (a ValueError: not to be wrapped again)
         raise
-    except Image.DecompressionBombError as exc:  # past what even a JPEG at 1/8 may declare
-        raise DataError(f"{source} has more than the {MAX_PIXELS // 1_000_000} million pixels "
-                        "a picture may have") from exc
+    except Image.DecompressionBombError as exc:  # the user's bound, while decoding
+        raise DataError(f"cannot read image {source}: Pillow's bound PIL.Image.MAX_IMAGE_PIXELS "
+                        f"refuses it ({exc})") from exc
     except Image.UnidentifiedImageError as exc:
         raise DataError(f"cannot read image {source}: not a picture in one of the formats "
                         f"{', '.join(IMAGE_FORMATS)}") from exc
@@ -180,7 +180,8 @@ def _greyscale(image: ImageSource, source: str) -> NDArray[np.float64]:
 
 
 def _decode(path: str | os.PathLike[str], source: str) -> NDArray[np.float64]:
-    with _CappedReads(_open_regular(path, source)) as file, _open_picture(file) as picture:
+    with _CappedReads(_open_regular(path, source)) as file, \
+            _open_picture(file, source) as picture:
         held = picture.size  # what decoding holds in memory: the whole picture, ...
         factor = max(picture.size) // _WORKING_SIDE
         if factor >= 2 and picture.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale
@@ -224,21 +225,60 @@ def _what_is_wrong(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _open_picture(file: io.BufferedReader) -> Image.Image:
+def _open_picture(file: io.BufferedReader, source: str) -> Image.Image:
     """``Image.open`` of ``file`` in one of IMAGE_FORMATS, with Pillow's decompression-bomb
     bound (a warning past 89 MP, an error past 179 MP: a 108 MP phone photo) raised, while the
     header is read, to what a JPEG decoded at 1/8 scale may declare: our own check, of the
-    size that will be decoded, is the one that counts. Set under a lock and restored at once:
-    the user's bound holds everywhere else, decoding included (TIFF tiles, GIF frames)."""
+    size that will be decoded, is the one that counts. Set under a lock and restored at once,
+    unless the user set a bound meanwhile (from another thread): theirs stands. The user's
+    bound holds everywhere else, decoding included (TIFF tiles, GIF frames)."""
+    raised = _RaisedBound(_JPEG_MAX_PIXELS)
     with _PILLOW_BOUND:
-        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, _JPEG_MAX_PIXELS
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, raised
         try:
             return Image.open(file, formats=IMAGE_FORMATS)
+        except Image.DecompressionBombError as exc:
+            if Image.MAX_IMAGE_PIXELS is not raised:  # the user's, set meanwhile
+                raise
+            raise DataError(f"{source} has more than the {MAX_PIXELS // 1_000_000} million "
+                            "pixels a picture may have") from exc
         finally:
-            Image.MAX_IMAGE_PIXELS = saved
+            if Image.MAX_IMAGE_PIXELS is raised:
+                Image.MAX_IMAGE_PIXELS = saved
+
+
+class _RaisedBound(int):
+    """Pillow's bound as :func:`_open_picture` raises it: an int of its own, told (``is``) from
+    any bound the user sets meanwhile, which restoring ours must not overwrite."""
+
+
+@contextlib.contextmanager
+def _bomb_warnings_ignored() -> Iterator[None]:
+    """Pillow's DecompressionBombWarning ignored while pictures are read, by one filter entry
+    that readers in every thread share: the first in puts it first in ``warnings.filters``,
+    the last out takes that entry out, and nothing else. (``catch_warnings`` puts back the
+    whole list it found: two readers in two threads left the filter in place for good, and
+    a filter set meanwhile by the user was lost.)"""
+    with _QUIET:
+        if not _quiet_readers[0]:
+            warnings.filters.insert(0, _IGNORE_BOMBS)
+        _quiet_readers[0] += 1
+    try:
+        yield
+    finally:
+        with _QUIET:
+            _quiet_readers[0] -= 1
+            if not _quiet_readers[0]:
+                filters = warnings.filters
+                at = next((i for i, f in enumerate(filters) if f is _IGNORE_BOMBS), None)
+                if at is not None:
+                    del filters[at]
 
 
 _PILLOW_BOUND = threading.Lock()
+_QUIET = threading.Lock()
+_quiet_readers = [0]  # pictures being read, in all threads
+_IGNORE_BOMBS = ("ignore", None, Image.DecompressionBombWarning, None, 0)  # filterwarnings'
 _JPEG_MAX_PIXELS = 8 * 8 * MAX_PIXELS  # declared: 100 million pixels once decoded at 1/8
 
 

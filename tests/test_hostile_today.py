@@ -262,3 +262,107 @@ def test_jpeg_decoded_in_many_passes_is_held_to_its_declared_size(tmp_path):
             image_to_digit(_jpeg(tmp_path, name, (20000, 20000), **kind))
     with pytest.raises(DataError, match="holds no digit"):  # decoded: a grey page
         image_to_digit(_jpeg(tmp_path, "baseline.jpg", (20000, 20000)))
+
+
+def _four(path, size=(75, 100)):
+    """A picture of a 4 in dark ink on light paper (any Pillow format, by ``path``'s suffix)."""
+    from PIL import Image, ImageDraw
+
+    w, h = size
+    picture = Image.new("L", size, 235)
+    ImageDraw.Draw(picture).line([(w // 3, h // 4), (w // 3, h * 11 // 20),
+                                  (w * 7 // 10, h * 11 // 20), (w * 7 // 10, h // 4),
+                                  (w * 7 // 10, h * 4 // 5)], fill=20, width=max(2, w // 12))
+    picture.save(path)
+    return path
+
+
+def test_pillow_bound_set_by_the_user_while_a_picture_opens_is_kept(tmp_path, monkeypatch):
+    """Pillow's bound is raised while a header is read and put back after: a bound the user
+    set meanwhile (from another thread) was overwritten by the one saved before. Now theirs
+    stands; and None (no bound) comes back as None."""
+    from PIL import Image
+
+    from softmaxreg.images import image_to_digit
+
+    path = _four(tmp_path / "four.png")
+    expected = image_to_digit(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89478485)
+    pillow_open = Image.open
+
+    def user_sets_a_bound_meanwhile(*args, **kwargs):
+        Image.MAX_IMAGE_PIXELS = 10**7
+        return pillow_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", user_sets_a_bound_meanwhile)
+    np.testing.assert_array_equal(image_to_digit(path), expected)
+    assert Image.MAX_IMAGE_PIXELS == 10**7
+    monkeypatch.setattr(Image, "open", pillow_open)
+    Image.MAX_IMAGE_PIXELS = None
+    np.testing.assert_array_equal(image_to_digit(path), expected)
+    assert Image.MAX_IMAGE_PIXELS is None
+
+
+def test_refusal_by_the_users_pillow_bound_is_not_called_ours(tmp_path, monkeypatch):
+    """With Pillow's bound set to 1000 pixels by the user, a 75×100 TIFF (refused while
+    decoding, under the user's bound) was 'more than the 100 million pixels a picture may
+    have'."""
+    from PIL import Image
+
+    from softmaxreg.images import image_to_digit
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(DataError, match=r"four\.tif: Pillow's bound PIL\.Image\.MAX_IMAGE_PIXELS "
+                                        r"refuses it \(Image size \(7500 pixels\) exceeds limit "
+                                        "of 2000 pixels") as caught:
+        image_to_digit(_four(tmp_path / "four.tif"))
+    assert "million" not in str(caught.value)
+
+
+def test_pictures_read_in_overlapping_threads_leave_the_warning_filters_alone(tmp_path,
+                                                                             monkeypatch):
+    """Each reader silenced Pillow's DecompressionBombWarning with ``catch_warnings``, which
+    puts back the whole filter list it found: reader 1 in, reader 2 in, reader 1 out, reader 2
+    out left the 'ignore' filter in place for good, silencing Pillow's warning for the whole
+    process. The filters are now the user's again once both are out."""
+    import threading
+    import warnings
+
+    from PIL import Image
+
+    import softmaxreg.images as images
+
+    path = _four(tmp_path / "four.png")
+    decode = images._decode
+    arrived = {k: threading.Event() for k in (1, 2)}
+    leave = {k: threading.Event() for k in (1, 2)}
+    errors = []
+
+    def reader(k):
+        try:
+            images.image_to_digit(path)
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    def held_decode(file, source):
+        k = 1 if not arrived[1].is_set() else 2
+        arrived[k].set()
+        assert leave[k].wait(30)
+        return decode(file, source)
+
+    monkeypatch.setattr(images, "_decode", held_decode)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89478485)  # Pillow's default
+    with warnings.catch_warnings():  # this test's own copy of the filters, restored after it
+        before = list(warnings.filters)
+        first, second = (threading.Thread(target=reader, args=(k,)) for k in (1, 2))
+        first.start()
+        assert arrived[1].wait(30)
+        second.start()
+        assert arrived[2].wait(30)
+        leave[1].set()
+        first.join(30)
+        leave[2].set()
+        second.join(30)
+        assert not errors and warnings.filters == before
+        with pytest.warns(Image.DecompressionBombWarning):  # not silenced for good
+            Image._decompression_bomb_check((10**4, 10**4))  # 10⁸ of 89478485: Pillow warns
