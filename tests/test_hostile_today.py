@@ -366,3 +366,31 @@ def test_pictures_read_in_overlapping_threads_leave_the_warning_filters_alone(tm
         assert not errors and warnings.filters == before
         with pytest.warns(Image.DecompressionBombWarning):  # not silenced for good
             Image._decompression_bomb_check((10**4, 10**4))  # 10⁸ of 89478485: Pillow warns
+
+
+def test_csv_of_true_false_columns_keeps_its_header(tmp_path):
+    """pandas writes bool columns as True/False. A header is found by a name above a column of
+    numbers, so a CSV of bool columns alone had its header taken as data: "line 1, column 1:
+    'a' is not a finite number ... encode this column of categories"; with a bool and two word
+    columns the same complaint fell on the header 'flag' instead of the column of words."""
+    import pandas as pd
+
+    from softmaxreg.io import read_csv
+    from softmaxreg.streaming import open_source, read_labels
+
+    n = np.arange(40)
+    frame = pd.DataFrame({"a": n % 2 == 0, "b": n % 3 == 0, "c": n % 5 == 0})
+    frame.to_csv(tmp_path / "flags.csv", index=False)
+    ds = read_csv(tmp_path / "flags.csv")
+    assert ds.feature_names == ["a", "b"] and ds.label_column == "c"
+    np.testing.assert_array_equal(ds.X, frame[["a", "b"]].to_numpy(dtype=float))
+    assert ds.y.tolist() == frame["c"].astype(str).tolist()
+    labels = read_labels(open_source(tmp_path / "flags.csv"))
+    assert labels.y.tolist() == ds.y.tolist()
+    frame = pd.DataFrame({"flag": n % 2 == 0, "color": np.where(n % 2, "red", "blue"),
+                          "kind": np.where(n % 3, "x", "y")})
+    frame.to_csv(tmp_path / "words.csv", index=False)
+    with pytest.raises(DataError, match=r"line 2, column 2 \('color'\): 'blue' is not a finite "
+                                        r"number.*the column 'kind', chosen by default as the "
+                                        "last column.*--label-column"):
+        read_csv(tmp_path / "words.csv")

@@ -178,12 +178,16 @@ def _detect_header(head: list[tuple[int, list[str]]], schema: DataSchema | None)
 
 
 def _names_over_numbers(first: list[str], below: list[list[str]]) -> bool:
-    """A field of text above a column whose other (non-empty) cells are all numbers."""
+    """A field of text above a column whose other (non-empty) cells are all numbers, or
+    True/False (which read as 1 and 0: a CSV of pandas bool columns has a header too)."""
+    def value(text: str) -> bool:
+        return _is_number(text) or _is_flag(text)
+
     for j, name in enumerate(first):
-        if not name or _is_number(name):
+        if not name or value(name):
             continue
         column = [row[j] for row in below if j < len(row) and row[j]]
-        if column and all(_is_number(v) for v in column):
+        if column and all(value(v) for v in column):
             return True
     return False
 
