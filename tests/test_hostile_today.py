@@ -394,3 +394,21 @@ def test_csv_of_true_false_columns_keeps_its_header(tmp_path):
                                         r"number.*the column 'kind', chosen by default as the "
                                         "last column.*--label-column"):
         read_csv(tmp_path / "words.csv")
+
+
+def test_csv_with_two_label_columns_in_different_case_is_refused(tmp_path):
+    """'label' is looked for in any case: with 'Label' and 'LABEL' the first was taken as the
+    labels and the other became a feature, silently. Named, either is taken."""
+    from softmaxreg.io import read_csv
+    from softmaxreg.streaming import open_source, read_labels
+
+    n = np.arange(30)
+    rows = "".join(f"{i},{i % 3},{i % 2}\n" for i in n)
+    (tmp_path / "two.csv").write_text("x,Label,LABEL\n" + rows)
+    for read in (read_csv, lambda path: read_labels(open_source(path))):
+        with pytest.raises(DataError, match=r"two\.csv: column 2 \('Label'\) and column 3 "
+                                            r"\('LABEL'\) are both named 'label' \(in any "
+                                            r"case\): name the label column with --label-column"):
+            read(tmp_path / "two.csv")
+    ds = read_csv(tmp_path / "two.csv", "LABEL")
+    assert ds.feature_names == ["x", "Label"] and ds.y.tolist() == (n % 2).tolist()

@@ -286,6 +286,10 @@ class CsvTable:
         found = [j for j in columns if self.names[j] == name]
         if not found and name == "label":
             found = [j for j in columns if self.names[j].lower() == "label"]
+            if len(found) > 1:  # 'Label' and 'LABEL': which one holds the labels is a guess
+                raise DataError(f"{self.path}: {self.column(found[0])} and "
+                                f"{self.column(found[1])} are both named 'label' (in any case): "
+                                "name the label column with --label-column (label_column=)")
         return found[0] if found else None
 
     def _schema_label(self, columns: list[int], schema: DataSchema) -> int | None:
