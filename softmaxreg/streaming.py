@@ -328,7 +328,7 @@ class NpzSource(Source):
         yield from npz_rows(self.path, self.keys[1], chunk_rows)
 
     def type_labels(self, values: NDArray[Any]) -> NDArray[Any]:
-        return npz_labels(values, "y", self.path)
+        return npz_labels(values, self.keys[1], self.path)
 
     def schema(self, n_features: int) -> DataSchema:
         """The archive's ``feature_names``, else generated names."""

@@ -412,3 +412,14 @@ def test_csv_with_two_label_columns_in_different_case_is_refused(tmp_path):
             read(tmp_path / "two.csv")
     ds = read_csv(tmp_path / "two.csv", "LABEL")
     assert ds.feature_names == ["x", "Label"] and ds.y.tolist() == (n % 2).tolist()
+
+
+def test_streamed_test_part_names_its_own_labels(tmp_path):
+    """An .npz whose y_test holds NaN: the stream's test part said 'y has dtype float64 or
+    non-finite values', naming the training labels, which are fine."""
+    from softmaxreg.streaming import open_source, read_labels
+
+    X, y = np.ones((30, 4)), np.arange(30.0) % 3
+    np.savez(tmp_path / "a.npz", X=X, y=y, X_test=X[:5], y_test=np.r_[np.nan, y[:4]])
+    with pytest.raises(DataError, match=r"a\.npz: y_test has dtype float64 or non-finite"):
+        read_labels(open_source(tmp_path / "a.npz").test_part())
