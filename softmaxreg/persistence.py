@@ -78,6 +78,9 @@ def save(estimator, path: str | os.PathLike, *, scaling: Scaling | None = None,
 
     estimator, scaling, schema = _unwrap(estimator, scaling, schema)
     check_is_fitted(estimator)
+    if scaling is not None and scaling.n_features != estimator.n_features_in_:  # else unloadable
+        raise ValueError(f"the scaling takes {scaling.n_features} features, but the model was "
+                         f"fitted with {estimator.n_features_in_}")
     net: Network = estimator.network_.to_numpy()  # (a model fitted on a device: a host copy)
     schema = schema or default_schema(estimator)
     if schema.n_features != estimator.n_features_in_:

@@ -423,3 +423,25 @@ def test_streamed_test_part_names_its_own_labels(tmp_path):
     np.savez(tmp_path / "a.npz", X=X, y=y, X_test=X[:5], y_test=np.r_[np.nan, y[:4]])
     with pytest.raises(DataError, match=r"a\.npz: y_test has dtype float64 or non-finite"):
         read_labels(open_source(tmp_path / "a.npz").test_part())
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_pipeline_whose_scaler_and_model_disagree_is_not_saved(tmp_path, named):
+    """A Pipeline whose scaler was fitted on 3 columns and its model on 4 (it cannot predict)
+    was saved, into a file that load refuses ('the preprocessing scales 3 features, the model
+    has 4'); with named columns save said the schema was wrong. Now save refuses it, writing
+    nothing."""
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from softmaxreg import SoftmaxRegression, save
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 4)), np.arange(40) % 2
+    three = pd.DataFrame(X[:, :3], columns=list("abc")) if named else X[:, :3]
+    pipe = Pipeline([("s", StandardScaler().fit(three)), ("m", SoftmaxRegression().fit(X, y))])
+    with pytest.raises(ValueError, match="^the scaling takes 3 features, but the model was "
+                                         "fitted with 4$"):
+        save(pipe, tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
