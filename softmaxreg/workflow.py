@@ -35,7 +35,7 @@ from .estimators import (
 from .exceptions import DataError, ModelFileError
 from .gradcheck import LayerError, gradcheck, random_problem
 from .io import BUNDLED, DATA_SUFFIXES, DataSchema, Dataset, data_fingerprint, load_dataset
-from .io.dataset import check_held_out_labels
+from .io.dataset import check_held_out_labels, label_column_hint
 from .io.schema import EPOCHS, MAX_LAYERS, MODEL, OBJECTIVE, SchemaError, parse_json, unique_names
 from .io.schema import check as check_schema
 from .optim import SCHEDULES
@@ -318,17 +318,30 @@ def _max_iter(settings: TrainSettings, solver: str, n_train: int) -> int:
     return int(min(200, max(15, math.ceil(TARGET_STEPS / steps_per_epoch))))
 
 
+def check_known_labels(classes, y, label_column: str | int | None = None,
+                       where: str = "") -> None:
+    """DataError if labels ``y`` (n,) are not all among ``classes`` (K,), the model's or its
+    training rows': such rows cannot be scored. ``where`` names the rows, ``label_column``
+    the column the labels were read from (:func:`~softmaxreg.io.dataset.label_column_hint`)."""
+    unknown = sorted(set(np.unique(y).tolist()) - set(np.asarray(classes).tolist()), key=str)
+    if unknown:
+        raise DataError(f"{where}labels {unknown[:10]} never seen in training; the model knows "
+                        f"{np.asarray(classes).tolist()}{label_column_hint(label_column)}")
+
+
+def _check_two_classes(classes, where: str, column=None, reason=None) -> None:
+    """DataError, before fitting, if the training rows hold fewer than two classes."""
+    if len(classes) < 2:
+        only = np.asarray(classes)[:1].tolist()
+        raise DataError(f"{where}: every training row has the label {only[0]!r}: a classifier "
+                        f"needs two classes at least{label_column_hint(column, reason)}")
+
+
 def metrics(estimator, X, y, label_column: str | int | None = None) -> dict:
     """Accuracy, log loss, per-class precision/recall/F1 and the confusion matrix on (X, y);
     ``label_column``: where a CSV file's labels were, named when they are unknown."""
     y = np.asarray(y)
-    unknown = sorted(set(np.unique(y).tolist()) - set(estimator.classes_.tolist()), key=str)
-    if unknown:
-        where = "" if label_column is None else f" in the label column {label_column!r}"
-        advice = "" if label_column is None else (
-            "; if the labels are in another column, name it with --label-column")
-        raise DataError(f"labels {unknown[:10]}{where} never seen in training; the model knows "
-                        f"{estimator.classes_.tolist()}{advice}")
+    check_known_labels(estimator.classes_, y, label_column)
     P, pred = estimator.predict_proba(X), estimator.predict(X)
     labels = estimator.classes_
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -390,9 +403,14 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
         check_savable(ds.schema, settings.dataset)
     label = _default_label(settings, ds.label_column, np.unique(ds.y))
     split = split_dataset(ds, settings)
+    shown = _shown(settings.dataset)
+    _check_two_classes(np.unique(split.y_train), shown, ds.label_column, ds.label_reason)
     if settings.test is None and ds.X_test is None:  # held out of the file: as a stream does
-        check_held_out_labels(split.y_train, split.y_test, _shown(settings.dataset),
-                              ds.label_column, ds.label_reason)
+        check_held_out_labels(split.y_train, split.y_test, shown, ds.label_column,
+                              ds.label_reason)
+    else:  # a test file, or the file's own test part: checked before fitting as well
+        check_known_labels(np.unique(split.y_train), split.y_test, ds.label_column,
+                           f"{settings.test or shown}, the test rows: ")
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
     X_train = scaling.transform(split.X_train)
     # The held-out parts are scaled before fitting: a value that their scaled features cannot
@@ -538,6 +556,12 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
         held_out[holdout_rows(labels.y, settings)[1]] = True
     stats = scan(source, chunk_rows, labels=labels, held_out=held_out,
                  progress=settings.progress)
+    column = source.schema(stats.moments.n_features).label
+    _check_two_classes(stats.classes, _shown(settings.dataset), column)
+    if test is not None:  # its labels, before fitting
+        check_known_labels(stats.classes, read_labels(test, chunk_rows,
+                                                      progress=settings.progress).classes,
+                           column, f"{test.path}, the test rows: ")
     if out is not None:
         check_savable(source.schema(stats.moments.n_features), settings.dataset)
     label = _default_label(settings, source.schema(stats.moments.n_features).label,
@@ -1096,8 +1120,8 @@ def _features_for(estimator, scaling, X, meta: dict):
     if X.shape[1] != estimator.n_features_in_:
         raise DataError(f"the data have {X.shape[1]} features, but the model was trained "
                         f"with {estimator.n_features_in_}")
-    if scaling is not None:
-        return scaling.transform(X)
+    if scaling is not None:  # in the model's own float type: a float64 model gets float64
+        return scaling.transform(X, estimator.network_.dtype)
     trained = meta.get("input_max_abs")
     top = float(abs(X).max()) if X.shape[0] and X.shape[1] else 0.0
     if trained is not None and top > OUT_OF_RANGE * trained:

@@ -651,7 +651,7 @@ def test_unknown_labels_name_the_label_column(tmp_path, capsys, iris_csv):
     frame.assign(species=frame["species"].str.upper()).to_csv(tmp_path / "odd.csv", index=False)
     err = _run_fails(capsys, ["evaluate", str(model), "--dataset", str(tmp_path / "odd.csv")],
                      "never seen in training")
-    assert "label column 'species'" in err and "--label-column" in err
+    assert "taken from the column 'species'" in err and "--label-column" in err
 
 
 def test_evaluating_the_training_rows_says_so(tmp_path, capsys, iris_csv):
@@ -1045,3 +1045,58 @@ def test_top_k_with_every_probability_printed_is_a_usage_error(iris_model, tmp_p
     _usage_error(capsys, ["predict", str(iris_model), str(tmp_path / "rows.csv"), shown,
                           "--top-k", "2"], "argument --top-k")
     assert main(["predict", str(iris_model), str(tmp_path / "rows.csv"), shown]) == 0
+
+
+def _no_fit(monkeypatch):
+    """Make any fit of the workflow fail the test: what is checked must be checked first."""
+    import softmaxreg.streaming as streaming
+    import softmaxreg.workflow as workflow
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before the labels were checked")
+
+    monkeypatch.setattr(workflow, "_fit", no_fit)
+    monkeypatch.setattr(streaming, "fit_stream", no_fit)
+
+
+@pytest.mark.parametrize("stream", [[], ["--stream"]], ids=["memory", "stream"])
+def test_test_labels_no_training_row_has_are_refused_before_fitting(tmp_path, capsys,
+                                                                   monkeypatch, stream):
+    """An .npz whose own y_test holds a class y lacks, and a --test file likewise."""
+    X, y = load_wine(return_X_y=True)
+    keep = y < 2
+    np.savez(tmp_path / "w.npz", X=X[keep], y=y[keep], X_test=X[~keep][:5], y_test=y[~keep][:5])
+    frame = load_wine(as_frame=True).frame
+    frame[frame.target < 2].to_csv(tmp_path / "train.csv", index=False)
+    frame[frame.target == 2].to_csv(tmp_path / "test.csv", index=False)
+    _no_fit(monkeypatch)
+    for argv in (["--dataset", str(tmp_path / "w.npz")],
+                 ["--dataset", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.csv")]):
+        _run_fails(capsys, ["train", *argv, *stream, "--quiet"],
+                   "the test rows: labels [2] never seen in training")
+
+
+@pytest.mark.parametrize("stream", [[], ["--stream"]], ids=["memory", "stream"])
+def test_a_single_class_is_refused_before_fitting(tmp_path, capsys, monkeypatch, stream):
+    frame = load_wine(as_frame=True).frame.assign(kind="red")
+    frame.to_csv(tmp_path / "one.csv", index=False)
+    _no_fit(monkeypatch)
+    err = _run_fails(capsys, ["train", "--dataset", str(tmp_path / "one.csv"), *stream,
+                              "--quiet"], "every training row has the label 'red'")
+    assert "two classes at least" in err and "column 'kind'" in err
+
+
+def test_a_float64_pipeline_predicts_from_the_cli_as_in_python(tmp_path, capsys):
+    """A saved StandardScaler pipeline of a float64 model: the CLI scales in float64 too
+    (float32 left differences of 5e-8)."""
+    import softmaxreg
+    from softmaxreg import SoftmaxRegression
+
+    data = load_wine(as_frame=True)
+    pipe = make_pipeline(StandardScaler(), SoftmaxRegression(dtype="float64"))
+    pipe.fit(data.data, data.target)
+    softmaxreg.save(pipe, tmp_path / "p.npz")
+    data.data.to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["predict", str(tmp_path / "p.npz"), str(tmp_path / "rows.csv"), "--json"]) == 0
+    cli = np.asarray(json.loads(capsys.readouterr().out)["probabilities"])
+    np.testing.assert_allclose(cli, pipe.predict_proba(data.data), rtol=1e-12, atol=1e-15)

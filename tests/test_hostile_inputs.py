@@ -128,9 +128,10 @@ def test_cli_train_with_a_label_per_row_is_refused_before_fitting(tmp_path, monk
 # --- IDX, streamed and in memory --------------------------------------------------------------
 
 
-def _idx_folder(tmp_path, dims, payload=b"", compress=False):
+def _idx_folder(tmp_path, dims, payload=b"", compress=False, n_labels=3):
+    """Images of ``dims`` holding ``payload``; labels claiming ``n_labels``, holding 3."""
     header = b"\0\0\x08" + bytes([len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
-    labels = b"\0\0\x08\x01" + struct.pack(">I", 3) + b"\0\1\2"
+    labels = b"\0\0\x08\x01" + struct.pack(">I", n_labels) + b"\0\1\2"
     for name, data in (("train-images-idx3-ubyte", header + payload),
                        ("train-labels-idx1-ubyte", labels)):
         if compress:
@@ -145,7 +146,8 @@ def _idx_folder(tmp_path, dims, payload=b"", compress=False):
        compress=st.booleans())
 def test_streamed_idx_header_beyond_the_file_is_refused(tmp_path_factory, n, h, w, compress):
     assume(n * h * w > 100)
-    folder = _idx_folder(tmp_path_factory.mktemp("idx"), (n, h, w), b"\0" * 100, compress)
+    folder = _idx_folder(tmp_path_factory.mktemp("idx"), (n, h, w), b"\0" * 100, compress,
+                         n_labels=n)  # as many labels claimed: the images' payload is at fault
     with Bounded(mb=2, seconds=2), pytest.raises(DataError, match="truncated|no array"):
         next(IdxSource(folder).raw_chunks())
 
