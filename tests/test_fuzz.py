@@ -586,6 +586,7 @@ def _method(data: bytes, method: int) -> bytes:
 
 Y = npy_bytes(np.arange(4))
 CLAIM = r"has a header for \(.*\) but holds \d+ bytes"
+NOT_NPY = "does not begin with NumPy.s .npy header"
 FOUND = {
     # NPZ data sets
     "npz: a .npy header claiming 10^12 values (allocated before reading: MemoryError)":
@@ -600,7 +601,7 @@ FOUND = {
             b"PK\x01\x02\x14\x03\x14\x00\x00", b"PK\x01\x02\x14\x03\x14\x00\x01", 1),
          "encrypted"),
     "npz: a member that is not .npy (bytes, AttributeError)":
-        ("NPZ", _npz_with({"X.npy": b"hello", "y.npy": Y}), "not a .npy array"),
+        ("NPZ", _npz_with({"X.npy": b"hello", "y.npy": Y}), NOT_NPY),
     "npz: timedelta labels accepted": ("NPZ", _npz_with({
         "X.npy": npy_bytes(np.eye(2)), "y.npy": npy_bytes(np.array([1, 2], "m8[s]"))}),
         "expected integer, finite float or string labels"),
@@ -613,7 +614,7 @@ FOUND = {
                                "params": _claiming((10**12,))}, False), CLAIM),
     "model: a member that is not .npy (AttributeError)":
         ("model file", zip_of({**{k: npy_bytes(v) for k, v in MODELS[0].items()},
-                               "classes": b"\x00" * 9}, False), "not a .npy array"),
+                               "classes": b"\x00" * 9}, False), NOT_NPY),
     "model: layer_sizes [2^31-1, 2^31-1] (the network allocated before the check)":
         ("model file", _with_meta(lambda m, a: m.update(layer_sizes=[2**31 - 1, 2**31 - 1])),
          r"n_features_in: is 4, but W\[1\] takes 2147483647"),  # (the schema's check, first)
