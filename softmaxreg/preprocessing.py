@@ -33,17 +33,18 @@ Matrix = NDArray[Any] | sp.spmatrix | sp.sparray
 class Scaling:
     """Per-feature scaling ``X' = (X - mean) / scale``, shapes (n, d) -> (n, d).
 
-    Methods: ``"unit"`` divides 8-bit pixel intensities by 255 (mean 0, scale 255), mapping
-    [0, 255] to [0, 1]; ``"standard"`` uses each feature's mean and population standard
-    deviation (ddof=0, as scikit-learn's StandardScaler), with scale 1 for constant features;
-    for sparse X it only scales (mean 0) so that X stays sparse; ``"maxabs"`` divides each
-    feature by its largest |x| (scikit-learn's MaxAbsScaler: values in [-1, 1], zeros stay
-    zeros); ``"none"`` is the identity; ``"auto"`` resolves at fit time to "unit" for pixel
-    data, "maxabs" for sparse data — fewer than half the entries non-zero, however the rows are
-    stored (:func:`sparse_data`; dividing a rare feature by its tiny standard deviation gives
-    values of 30 or more, and L-BFGS stops unconverged) — and "standard" otherwise, so that the
-    same rows get the same scaling from a CSV or a svmlight file. A scaling that centres makes
-    rows given as a sparse matrix dense (up to :data:`DENSE_ENTRIES` values of sparse data).
+    Methods: ``"unit"`` divides 8-bit pixel intensities by 255 (mean 0, scale 255), mapping [0,
+    255] to [0, 1]; ``"standard"`` uses each feature's mean and population standard deviation
+    (ddof=0, as scikit-learn's StandardScaler), with scale 1 for constant features; for sparse
+    data given as a sparse matrix it only scales (mean 0) so that X stays sparse; ``"maxabs"``
+    divides each feature by its largest |x| (scikit-learn's MaxAbsScaler: values in [-1, 1],
+    zeros stay zeros); ``"none"`` is the identity; ``"auto"`` resolves at fit time to "unit" for
+    pixel data, "maxabs" for sparse data — fewer than half the entries non-zero, however the
+    rows are stored (:func:`sparse_data`; dividing a rare feature by its tiny standard deviation
+    gives values of 30 or more, and L-BFGS stops unconverged) — and "standard" otherwise, so
+    that the same rows get the same scaling from a CSV or a svmlight file. A scaling that
+    centres makes rows given as a sparse matrix dense (up to :data:`DENSE_ENTRIES` values of
+    sparse data).
     """
 
     def __init__(self, method: str = "auto") -> None:
@@ -108,10 +109,12 @@ class Scaling:
                 out = ((X - mean) / scale).astype(dtype, order="C")
             _check_in_range(out, X, dtype)
             return out
-        if mean.any():
-            out -= mean.astype(dtype)
-        if (scale != 1).any():
-            out /= scale.astype(dtype)
+        with np.errstate(over="ignore"):  # said by _check_in_range, naming the value
+            if mean.any():
+                out -= mean.astype(dtype)
+            if (scale != 1).any():
+                out /= scale.astype(dtype)
+        _check_in_range(out, X, dtype)
         return out
 
     def fit_transform(self, X: Matrix, pixels: bool = False,
@@ -241,6 +244,7 @@ class Moments:
         self.n_features = n_features
         self.n = 0
         self.nonzeros = 0  # entries that are not 0, for :attr:`sparse`
+        self.stored_sparse = False  # whether rows came as a sparse matrix, for :meth:`standard`
         self.mean = self.m2 = self.low = self.high = self.unit = np.zeros(n_features or 0)
 
     def update(self, X: Matrix) -> Moments:
@@ -261,6 +265,7 @@ class Moments:
         unit = np.ldexp(1.0, np.minimum(exponent, _LARGEST_EXPONENT))  # 2**1024 is inf
         mean, m2 = (_sparse_moments if sp.issparse(X) else _dense_moments)(X, unit)
         self.nonzeros += np.count_nonzero(X.data if sp.issparse(X) else X)
+        self.stored_sparse |= sp.issparse(X)
         if self.n == 0:
             self.mean, self.m2, self.low, self.high, self.unit = mean, m2, low, high, unit
         else:
@@ -288,14 +293,17 @@ class Moments:
 
     def standard(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(center, scale) (d,): mean and population standard deviation (ddof=0) per feature;
-        scale 1 for constant features; center 0 for sparse data, which is only scaled."""
+        scale 1 for constant features; center 0 for sparse data given as a sparse matrix, which
+        is only scaled so that it stays sparse (dense arrays are centred, however many zeros
+        they hold, as scikit-learn's StandardScaler does)."""
         if self.n == 0:
             raise DataError("no rows to compute the scaling statistics from")
         scale = np.sqrt(self.m2 / self.n) * self.unit
         # Constant features get scale 1. Test max == min exactly (rounding makes their variance
         # tiny, not 0), and also var == 0, which a tiny spread can underflow to.
         scale[(self.low == self.high) | (scale == 0)] = 1.0
-        center = np.zeros_like(self.mean) if self.sparse else self.mean * self.unit
+        only_scaled = self.stored_sparse and self.sparse
+        center = np.zeros_like(self.mean) if only_scaled else self.mean * self.unit
         return center, scale
 
     def maxabs(self) -> NDArray[np.float64]:

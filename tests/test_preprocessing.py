@@ -195,3 +195,23 @@ def test_a_value_whose_scaled_value_overflows_the_dtype_is_named():
     with pytest.raises(DataError, match=r"X\[1, 0\] = 1\.7e\+308 is beyond .* float32"):
         scaling.transform(np.array([[1.0, 0.0], [1.7e308, 0.0]]), np.float32)
     assert np.isfinite(scaling.transform(np.array([[3e38, 0.0]]), np.float64)).all()
+
+
+def test_standard_scaling_centres_a_dense_array_of_mostly_zeros():
+    """Dense rows are centred however many zeros they hold (70 % here), as StandardScaler
+    does; only rows given as a sparse matrix of sparse data are scaled without centring."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    X[rng.random(X.shape) < 0.7] = 0.0
+    np.testing.assert_allclose(Scaling("standard").fit(X).transform(X, np.float64),
+                               StandardScaler().fit_transform(X), atol=1e-12)
+    sparse = Scaling("standard").fit(sp.csr_matrix(X))
+    np.testing.assert_allclose(sparse.transform(sp.csr_matrix(X), np.float64).toarray(),
+                               StandardScaler(with_mean=False).fit_transform(X), atol=1e-12)
+
+
+def test_a_scaled_value_beyond_float32_is_named_when_the_input_casts_cleanly():
+    """1e36 fits in float32, but divided by a scale of about 1e-3 it does not."""
+    scaling = Scaling("standard").fit(np.random.default_rng(0).normal(scale=1e-3, size=(50, 2)))
+    with pytest.raises(DataError, match=r"X\[0, 0\] = 1e\+36 is beyond"):
+        scaling.transform(np.array([[1e36, 0.0]]), np.float32)
