@@ -33,18 +33,18 @@ Matrix = NDArray[Any] | sp.spmatrix | sp.sparray
 class Scaling:
     """Per-feature scaling ``X' = (X - mean) / scale``, shapes (n, d) -> (n, d).
 
-    Methods: ``"unit"`` divides 8-bit pixel intensities by 255 (mean 0, scale 255), mapping [0,
-    255] to [0, 1]; ``"standard"`` uses each feature's mean and population standard deviation
-    (ddof=0, as scikit-learn's StandardScaler), with scale 1 for constant features; for sparse
-    data given as a sparse matrix it only scales (mean 0) so that X stays sparse; ``"maxabs"``
-    divides each feature by its largest |x| (scikit-learn's MaxAbsScaler: values in [-1, 1],
-    zeros stay zeros); ``"none"`` is the identity; ``"auto"`` resolves at fit time to "unit" for
-    pixel data, "maxabs" for sparse data — fewer than half the entries non-zero, however the
-    rows are stored (:func:`sparse_data`; dividing a rare feature by its tiny standard deviation
-    gives values of 30 or more, and L-BFGS stops unconverged) — and "standard" otherwise, so
-    that the same rows get the same scaling from a CSV or a svmlight file. A scaling that
-    centres makes rows given as a sparse matrix dense (up to :data:`DENSE_ENTRIES` values of
-    sparse data).
+    Methods: ``"unit"`` divides 8-bit pixel intensities by 255 (mean 0, scale 255), mapping
+    [0, 255] to [0, 1]; ``"standard"`` uses each feature's mean and population standard
+    deviation (ddof=0, as scikit-learn's StandardScaler), with scale 1 for constant features;
+    for sparse data given as a sparse matrix it only scales (mean 0) so that X stays sparse;
+    ``"maxabs"`` divides each feature by its largest |x| (scikit-learn's MaxAbsScaler: values in
+    [-1, 1], zeros stay zeros); ``"none"`` is the identity; ``"auto"`` resolves at fit time to
+    "unit" for pixel data, "maxabs" for sparse data — fewer than half the entries non-zero,
+    however the rows are stored (:func:`sparse_data`; dividing a rare feature by its tiny
+    standard deviation gives values of 30 or more, and L-BFGS stops unconverged) — and
+    "standard" otherwise, so that the same rows get the same scaling from a CSV or a svmlight
+    file. A scaling that centres makes rows given as a sparse matrix dense (up to
+    :data:`DENSE_ENTRIES` values of sparse data).
     """
 
     def __init__(self, method: str = "auto") -> None:
