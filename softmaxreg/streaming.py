@@ -49,6 +49,7 @@ from .io.dataset import (
     DataSchema,
     check_default_labels,
     check_held_out_labels,
+    column_order,
     generated_names,
     label_column_hint,
 )
@@ -308,7 +309,7 @@ class NpzSource(Source):
     member stored by ``np.savez`` is read as it lies; one deflated by ``np.savez_compressed``
     is inflated again on every pass (time, not memory); one in Fortran order is read whole."""
 
-    def __init__(self, path, part: str = ""):
+    def __init__(self, path, part: str = "", schema: DataSchema | None = None):
         self.path, self.part = Path(path), part
         self.keys = (f"X{part}", f"y{part}")
         held = npz_members(self.path, ("X", "y", "X_test", "y_test"))
@@ -316,13 +317,18 @@ class NpzSource(Source):
         self.image_shape = npz_layout(self.path, held, self.keys)  # for X: X_test's too
         self.has_test = "X_test" in held
         self.pixels = held[self.keys[0]][1] == np.uint8
+        self.order = None  # the columns of a test file, in the training file's order
+        if schema is not None:
+            d = math.prod(held[self.keys[0]][0][1:])
+            order = column_order(schema, npz_feature_names(self.path, d), d, str(self.path))
+            self.order = None if order == list(range(d)) else order
 
     def raw_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
         for X, y in zip(npz_rows(self.path, self.keys[0], chunk_rows),
                         npz_rows(self.path, self.keys[1], chunk_rows), strict=True):
             X = X.reshape(len(X), -1)
             check_finite(X, self.keys[0], self.path)
-            yield X, y
+            yield (X if self.order is None else X[:, self.order]), y
 
     def label_chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[NDArray[Any]]:
         yield from npz_rows(self.path, self.keys[1], chunk_rows)
@@ -414,7 +420,7 @@ def open_source(path, label_column: int | str | None = None, *,
             return SvmlightSource(path, schema.n_features, schema.index_base == 0)
         return SvmlightSource(path)
     if kind is NpzSource:
-        return NpzSource(path)
+        return NpzSource(path, schema=schema)
     return NpySource(path, label_column=label_column, schema=schema)
 
 

@@ -735,3 +735,30 @@ def test_a_streamed_npz_is_tested_on_its_own_x_test_rows(tmp_path):
     streamed = train_stream(settings, chunk_rows=50).report["test"]
     whole = train(settings).report["test"]
     assert streamed["n"] == whole["n"] == len(X) - 150
+
+
+def test_a_streamed_npz_test_file_is_matched_to_the_training_columns(tmp_path, monkeypatch):
+    """A test archive with the training columns reversed (and named so) scores as the same
+    rows in the training order do; one of another width is refused before training."""
+    from sklearn.datasets import load_iris
+
+    import softmaxreg.streaming as streaming
+
+    data = load_iris()
+    X, y, names = data.data, data.target, np.array(data.feature_names)
+    np.savez(tmp_path / "train.npz", X=X, y=y, feature_names=names)
+    np.savez(tmp_path / "same.npz", X=X[::3], y=y[::3], feature_names=names)
+    np.savez(tmp_path / "reversed.npz", X=X[::3, ::-1], y=y[::3], feature_names=names[::-1])
+    np.savez(tmp_path / "narrow.npz", X=X[:, :3], y=y)
+    scores = [train_stream(TrainSettings(dataset=str(tmp_path / "train.npz"), seed=0,
+                                         test=str(tmp_path / name), progress=False),
+                           chunk_rows=50).report["test"] for name in ("same.npz", "reversed.npz")]
+    assert scores[0] == scores[1]
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("trained before the test file's columns were checked")
+
+    monkeypatch.setattr(streaming, "fit_stream", no_fit)
+    with pytest.raises(DataError, match="narrow.npz has 3 features, but the model was trained"):
+        train_stream(TrainSettings(dataset=str(tmp_path / "train.npz"),
+                                   test=str(tmp_path / "narrow.npz"), progress=False))

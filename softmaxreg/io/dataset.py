@@ -207,16 +207,8 @@ class Dataset:
         """These rows with their columns in ``schema``'s order: matched by name when both sides
         have names, else by position (then only the count must agree); DataError if they do
         not match."""
-        where = f"data set {self.name!r}"
-        if schema.named and not self.names_generated:
-            order = schema.order(self.feature_names, where)
-        elif self.n_features != schema.n_features:
-            raise DataError(f"{where} has {self.n_features} features, but the model was trained "
-                            f"with {schema.n_features}")
-        else:
-            if not self.names_generated:
-                warn_by_position(where, self.feature_names, schema)
-            order = list(range(self.n_features))
+        names = None if self.names_generated else self.feature_names
+        order = column_order(schema, names, self.n_features, f"data set {self.name!r}")
         if order != list(range(self.n_features)):
             pick = lambda X: None if X is None else X[:, order]  # noqa: E731
             X, X_test = pick(self.X), pick(self.X_test)
@@ -227,6 +219,21 @@ class Dataset:
                             self.index_base, self.dropped_rows, self.label_reason)
         conformed.names_generated = not schema.named
         return conformed
+
+
+def column_order(schema: DataSchema, names, n_features: int, where: str) -> list[int]:
+    """The positions, in rows of ``n_features`` columns called ``names`` (None: unnamed), of
+    ``schema``'s columns: matched by name when both sides have names, else by position (then
+    only the count must agree, with a warning when only the rows are named); DataError if
+    they do not match."""
+    if schema.named and names is not None:
+        return schema.order(names, where)
+    if n_features != schema.n_features:
+        raise DataError(f"{where} has {n_features} features, but the model was trained "
+                        f"with {schema.n_features}")
+    if names is not None:
+        warn_by_position(where, names, schema)
+    return list(range(n_features))
 
 
 def _check_split(X: Any, y: Any, x_name: str, y_name: str, name: str) -> None:
