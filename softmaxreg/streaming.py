@@ -49,9 +49,9 @@ from .io.dataset import (
     DataSchema,
     check_default_labels,
     check_held_out_labels,
+    check_known_labels,
     column_order,
     generated_names,
-    label_column_hint,
 )
 from .io.idx import open_idx, read_idx_rows, require_idx_file
 from .io.npz import (
@@ -695,17 +695,14 @@ def stream_metrics(estimator, source: Source, scaling: Scaling | None,
     (:func:`read_labels`), read first when not given.  A label the model never saw is a
     DataError, as in memory.  ``progress``: a bar named "metrics" (:func:`_passing`)."""
     labels = read_labels(source, chunk_rows, progress=progress) if labels is None else labels
-    unseen = sorted(set(labels.classes.tolist()) - set(estimator.classes_.tolist()), key=str)
+    column, reason = source.label_choice()  # every class has rows: all checked at once
+    check_known_labels(estimator.classes_, labels.classes, column, f"{source.path}: ", reason)
     kept, held = _Score(), _Score()
     a = 0
     for X, _ in _passing(source, source.raw_chunks(chunk_rows), "metrics", progress):
         m = X.shape[0]
         y, test = labels.rows(a, a + m), None if held_out is None else held_out[a: a + m]
         a += m
-        if unseen and np.isin(y, unseen).any():
-            raise DataError(f"{source.path}: labels {unseen[:10]} never seen in training; the "
-                            f"model knows {_listed(estimator.classes_)}"
-                            f"{label_column_hint(*source.label_choice())}")
         P = estimator.predict_proba(X if scaling is None else scaling.transform(X))
         if test is None:
             kept.add(estimator.classes_, P, y)
@@ -713,12 +710,6 @@ def stream_metrics(estimator, source: Source, scaling: Scaling | None,
             kept.add(estimator.classes_, P[~test], y[~test])
             held.add(estimator.classes_, P[test], y[test])
     return kept.result(), (held.result() if held_out is not None else None)
-
-
-def _listed(values: NDArray[Any], limit: int = 20) -> str:
-    """``[0, 1, 2]``, or the first ``limit`` values and how many there are."""
-    shown = values[:limit].tolist()
-    return f"{shown}" if len(values) <= limit else f"{len(values)}: {shown[:-1] + ['...']}"
 
 
 class _Score:

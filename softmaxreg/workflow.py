@@ -35,7 +35,7 @@ from .estimators import (
 from .exceptions import DataError, ModelFileError
 from .gradcheck import LayerError, gradcheck, random_problem
 from .io import BUNDLED, DATA_SUFFIXES, DataSchema, Dataset, data_fingerprint, load_dataset
-from .io.dataset import check_held_out_labels, label_column_hint
+from .io.dataset import check_held_out_labels, check_known_labels, label_column_hint
 from .io.schema import EPOCHS, MAX_LAYERS, MODEL, OBJECTIVE, SchemaError, parse_json, unique_names
 from .io.schema import check as check_schema
 from .optim import SCHEDULES
@@ -318,17 +318,6 @@ def _max_iter(settings: TrainSettings, solver: str, n_train: int) -> int:
     return int(min(200, max(15, math.ceil(TARGET_STEPS / steps_per_epoch))))
 
 
-def check_known_labels(classes, y, label_column: str | int | None = None,
-                       where: str = "") -> None:
-    """DataError if labels ``y`` (n,) are not all among ``classes`` (K,), the model's or its
-    training rows': such rows cannot be scored. ``where`` names the rows, ``label_column``
-    the column the labels were read from (:func:`~softmaxreg.io.dataset.label_column_hint`)."""
-    unknown = sorted(set(np.unique(y).tolist()) - set(np.asarray(classes).tolist()), key=str)
-    if unknown:
-        raise DataError(f"{where}labels {unknown[:10]} never seen in training; the model knows "
-                        f"{np.asarray(classes).tolist()}{label_column_hint(label_column)}")
-
-
 def _check_two_classes(classes, where: str, column=None, reason=None) -> None:
     """DataError, before fitting, if the training rows hold fewer than two classes."""
     if len(classes) < 2:
@@ -410,7 +399,7 @@ def train(settings: TrainSettings, out: str | Path | None = None, *,
                               ds.label_reason)
     else:  # a test file, or the file's own test part: checked before fitting as well
         check_known_labels(np.unique(split.y_train), split.y_test, ds.label_column,
-                           f"{settings.test or shown}, the test rows: ")
+                           f"{settings.test or shown}, the test rows: ", ds.label_reason)
     scaling = Scaling(settings.scale).fit(split.X_train, pixels=ds.pixels)
     X_train = scaling.transform(split.X_train)
     # The held-out parts are scaled before fitting: a value that their scaled features cannot

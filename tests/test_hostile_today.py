@@ -60,7 +60,7 @@ def test_npy_header_too_long_for_numpy_is_one_line(tmp_path):
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("column", ["cultivar", "1.5", 1.5, True])
+@pytest.mark.parametrize("column", ["cultivar", "1.5", 1.5, True, "-+1", "+-2"])
 def test_npy_label_column_by_name_is_refused_in_words(tmp_path, column):
     """``--label-column cultivar`` on a .npy file gave "invalid literal for int() with base 10:
     'cultivar'" (whole and --stream); ``label_column=1.5`` silently took column 1."""

@@ -762,3 +762,20 @@ def test_a_streamed_npz_test_file_is_matched_to_the_training_columns(tmp_path, m
     with pytest.raises(DataError, match="narrow.npz has 3 features, but the model was trained"):
         train_stream(TrainSettings(dataset=str(tmp_path / "train.npz"),
                                    test=str(tmp_path / "narrow.npz"), progress=False))
+
+
+def test_stream_metrics_refuses_labels_the_model_never_saw_before_predicting(tmp_path):
+    """A file with a class the model lacks: one DataError naming the file, the labels and the
+    column, before any chunk is scored (predict_proba never called)."""
+    X, y = load_wine(return_X_y=True)
+    model = SoftmaxRegression().fit(X[y < 2], y[y < 2])
+    np.save(tmp_path / "all.npy", np.column_stack([X, y]))
+
+    class Refusing(SoftmaxRegression):
+        def predict_proba(self, X):
+            raise AssertionError("scored before the labels were checked")
+
+    model.__class__ = Refusing
+    with pytest.raises(DataError, match=r"all\.npy: labels \[2\] never seen in training; "
+                                        r"the model knows 2: \[0, 1\]"):
+        stream_metrics(model, open_source(tmp_path / "all.npy"), None, 50)

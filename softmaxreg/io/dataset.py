@@ -131,6 +131,20 @@ def check_held_out_labels(train: NDArray[Any], held_out: NDArray[Any], where: st
                         "least two rows")
 
 
+def check_known_labels(classes: NDArray[Any], y: NDArray[Any],
+                       column: str | int | None = None, where: str = "",
+                       reason: str | None = None) -> None:
+    """DataError if labels ``y`` (n,) are not all among ``classes`` (K,), the model's or its
+    training rows': such rows cannot be scored. ``where`` names the rows; ``column``,
+    ``reason``: where the labels were taken from (:func:`label_column_hint`)."""
+    classes = np.asarray(classes)
+    unknown = sorted(set(np.unique(y).tolist()) - set(classes.tolist()), key=str)
+    if unknown:
+        known = classes[:20].tolist() + (["..."] if len(classes) > 20 else [])
+        raise DataError(f"{where}labels {unknown[:10]} never seen in training; the model knows "
+                        f"{len(classes)}: {known}{label_column_hint(column, reason)}")
+
+
 def _listed(names: Sequence[str], limit: int = 10) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     more = f" and {len(names) - limit} more" if len(names) > limit else ""

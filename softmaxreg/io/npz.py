@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import struct
 import tempfile
@@ -254,7 +255,7 @@ def _column_index(label_column: int | str, path: Path) -> int:
     """``label_column`` as an index (an int, or its text from the command line); DataError for
     a name or a fraction: a .npy file's columns have no names."""
     text = str(label_column).strip()
-    if isinstance(label_column, (bool, float)) or not text.lstrip("+-").isdigit():
+    if isinstance(label_column, (bool, float)) or not re.fullmatch(r"[+-]?\d+", text):
         raise DataError(f"label column {label_column!r} is not a column index: {path} is a .npy "
                         "file, whose columns have no names; give the label column's index "
                         "(0 for the first, -1 for the last)")
