@@ -230,8 +230,9 @@ def _open_picture(file: io.BufferedReader, source: str) -> Image.Image:
     bound (a warning past 89 MP, an error past 179 MP: a 108 MP phone photo) raised, while the
     header is read, to what a JPEG decoded at 1/8 scale may declare: our own check, of the
     size that will be decoded, is the one that counts. Set under a lock and restored at once,
-    unless the user set a bound meanwhile (from another thread): theirs stands. The user's
-    bound holds everywhere else, decoding included (TIFF tiles, GIF frames)."""
+    unless the user set a bound meanwhile (from another thread): theirs stands. Our decoding
+    (TIFF tiles, GIF frames) runs under the user's bound. Pillow's bound is one global: a
+    picture that another thread opens or decodes with Pillow during those moments sees ours."""
     raised = _RaisedBound(_JPEG_MAX_PIXELS)
     with _PILLOW_BOUND:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, raised
@@ -258,7 +259,9 @@ def _bomb_warnings_ignored() -> Iterator[None]:
     that readers in every thread share: the first in puts it first in ``warnings.filters``,
     the last out takes that entry out, and nothing else. (``catch_warnings`` puts back the
     whole list it found: two readers in two threads left the filter in place for good, and
-    a filter set meanwhile by the user was lost.)"""
+    a filter set meanwhile by the user was lost.) The filters are one list for the process:
+    a ``catch_warnings`` block that another thread enters or leaves while a picture is read
+    may keep this entry, or drop it early (Python's warnings are not thread-safe)."""
     with _QUIET:
         if not _quiet_readers[0]:
             warnings.filters.insert(0, _IGNORE_BOMBS)
