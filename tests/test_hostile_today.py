@@ -447,3 +447,16 @@ def test_pipeline_whose_scaler_and_model_disagree_is_not_saved(tmp_path, named):
                                          "fitted with 4$"):
         save(pipe, tmp_path / "m.npz")
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_npy_file_beyond_the_memory_available_is_refused_before_reading(tmp_path,
+                                                                          monkeypatch):
+    """As an .npz or IDX file is: one line saying so and pointing at streaming, not a raw
+    MemoryError (here 8 MB of rows against 4 MB said to be available)."""
+    np.save(tmp_path / "big.npy", np.zeros((10_000, 101)))
+    monkeypatch.setattr("softmaxreg.io.npz.available_memory", lambda: 4 * 2**20)
+    with pytest.raises(DataError, match=r"big\.npy: reading its rows needs 8 MiB, more than "
+                                        r"the 4 MiB .* \(stream it instead"):
+        read_npy(tmp_path / "big.npy")
+    monkeypatch.setattr("softmaxreg.io.npz.available_memory", lambda: 16 * 2**20)
+    assert read_npy(tmp_path / "big.npy").X.shape == (10_000, 100)

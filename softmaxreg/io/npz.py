@@ -190,7 +190,8 @@ def read_npy(path: PathLike, label_column: int | str | None = None, *,
     path = Path(path)
     data = open_npy(path)
     features, label = npy_layout(data, path, label_column, schema, require_labels)
-    X = np.array(data[:, features])
+    _check_fits(path, data.shape[0] * len(features) * data.dtype.itemsize, "reading its rows")
+    X = np.asarray(data[:, features])  # the column index copies them out of the mapped file
     check_finite(X, "a feature", path)
     y = None if label is None else npy_labels(np.array(data[:, label]), path, label)
     reason = "the last column" if y is not None and label_column is None and schema is None \
