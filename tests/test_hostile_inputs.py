@@ -174,7 +174,7 @@ def test_idx_gzip_bomb_beyond_the_memory_available_is_refused(tmp_path, monkeypa
     """Zeros that truly inflate to what the header says (64 MiB from 64 KB) are refused when
     they, and the native-order copy of multi-byte values, exceed the memory available (here
     32 MiB); a 3 MB file of 3.2 GB took 14 s and 3.2 GB before."""
-    monkeypatch.setattr("softmaxreg.io.idx.available_memory", lambda: 32 * 2**20)
+    monkeypatch.setattr("softmaxreg.io.dataset.available_memory", lambda: 32 * 2**20)
     path = tmp_path / "bomb-idx3-ubyte.gz"
     with gzip.GzipFile(path, "wb", compresslevel=9) as gz:
         gz.write(bytes([0, 0, code, 3]) + struct.pack(">3I", *dims))

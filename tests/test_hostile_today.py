@@ -136,7 +136,7 @@ def test_npz_bomb_is_refused_from_its_headers(tmp_path, monkeypatch):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 2**20  # measured 0.1 MB; reading X whole is 64 MiB
-    monkeypatch.setattr("softmaxreg.io.npz.available_memory", lambda: 32 * 2**20)
+    monkeypatch.setattr("softmaxreg.io.dataset.available_memory", lambda: 32 * 2**20)
     _deflated_npz(tmp_path / "big.npz", (2**21, 4), np.zeros(2**21, np.uint8))
     with pytest.raises(DataError, match=r"big\.npz: reading it whole needs 66 MiB, more than "
                                         r"the 32 MiB of memory available \(stream it instead"):
@@ -454,9 +454,9 @@ def test_a_npy_file_beyond_the_memory_available_is_refused_before_reading(tmp_pa
     """As an .npz or IDX file is: one line saying so and pointing at streaming, not a raw
     MemoryError (here 8 MB of rows against 4 MB said to be available)."""
     np.save(tmp_path / "big.npy", np.zeros((10_000, 101)))
-    monkeypatch.setattr("softmaxreg.io.npz.available_memory", lambda: 4 * 2**20)
+    monkeypatch.setattr("softmaxreg.io.dataset.available_memory", lambda: 4 * 2**20)
     with pytest.raises(DataError, match=r"big\.npy: reading its rows needs 8 MiB, more than "
                                         r"the 4 MiB .* \(stream it instead"):
         read_npy(tmp_path / "big.npy")
-    monkeypatch.setattr("softmaxreg.io.npz.available_memory", lambda: 16 * 2**20)
+    monkeypatch.setattr("softmaxreg.io.dataset.available_memory", lambda: 16 * 2**20)
     assert read_npy(tmp_path / "big.npy").X.shape == (10_000, 100)

@@ -131,6 +131,17 @@ def check_held_out_labels(train: NDArray[Any], held_out: NDArray[Any], where: st
                         "least two rows")
 
 
+def check_fits_in_memory(source, nbytes: int, doing: str, streaming: str) -> None:
+    """DataError, before reading, unless the ``nbytes`` that ``doing`` holds fit in the memory
+    available (a few MB of deflated zeros can declare gigabytes), naming ``streaming``, the
+    way to read ``source`` a chunk at a time instead. Every whole-file reader checks this."""
+    memory = available_memory()
+    if memory is not None and nbytes > memory:
+        raise DataError(f"{source}: {doing} needs {nbytes / 2**20:,.0f} MiB, more than the "
+                        f"{memory / 2**20:,.0f} MiB of memory available (stream it instead: "
+                        f"train --stream, {streaming})")
+
+
 def check_known_labels(classes: NDArray[Any], y: NDArray[Any],
                        column: str | int | None = None, where: str = "",
                        reason: str | None = None) -> None:

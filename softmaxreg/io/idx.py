@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import DataError
-from .dataset import Dataset, PathLike, available_memory
+from .dataset import Dataset, PathLike, check_fits_in_memory
 from .npz import DEFLATE_MAX_RATIO
 
 # The third magic byte gives the element type; multi-byte types are big-endian.
@@ -87,12 +87,9 @@ def _check_fits_in_memory(header: IdxHeader, source: str) -> None:
     """DataError unless the payload, and the native-order copy :meth:`IdxHeader.array` makes
     of multi-byte values, fit in the memory available."""
     copies = 1 if header.dtype.itemsize == 1 or header.dtype.isnative else 2
-    need, memory = copies * header.nbytes, available_memory()
-    if memory is not None and need > memory:
-        raise DataError(
-            f"{source}: its header says {header.describe()}; reading it whole needs "
-            f"{need / 2**20:,.0f} MiB, more than the {memory / 2**20:,.0f} MiB of memory available "
-            "(stream it instead: softmaxreg.streaming.IdxSource, or train --stream)")
+    check_fits_in_memory(source, copies * header.nbytes,
+                         f"its header says {header.describe()}; reading it whole",
+                         "softmaxreg.streaming.IdxSource")
 
 
 def read_idx_rows(stream: BinaryIO, header: IdxHeader, rows: int, source: str) -> NDArray[Any]:

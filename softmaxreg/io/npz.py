@@ -27,7 +27,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import DataError, ModelFileError, SoftmaxRegError
-from .dataset import DataSchema, Dataset, PathLike, available_memory, check_default_labels
+from .dataset import (
+    DataSchema,
+    Dataset,
+    PathLike,
+    check_default_labels,
+    check_fits_in_memory,
+)
 from .schema import MAX_METADATA_CHARS
 from .tabular import integer_labels
 
@@ -37,6 +43,7 @@ DEFLATE_MAX_RATIO = 1032
 _NPZ_KEYS = ("X", "y", "X_test", "y_test", "feature_names")
 # What np.savez writes: stored or deflated members.
 _NPZ_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_NPZ_STREAM = "softmaxreg.streaming.NpzSource"  # how to read an archive too large for memory
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
                        (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -54,8 +61,8 @@ def read_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
     held = npz_members(path, _NPZ_KEYS)  # the headers: the shapes are checked before reading
     require_npz_members(path, held, ("X", "y")[: 2 if require_labels else 1])
     npz_layout(path, held)
-    _check_fits(path, sum(math.prod(shape) * dtype.itemsize for shape, dtype in held.values()),
-                "reading it whole")
+    check_fits_in_memory(path, sum(math.prod(s) * dtype.itemsize for s, dtype in held.values()),
+                         "reading it whole", _NPZ_STREAM)
     arrays = read_npz_arrays(path, lambda problem: DataError(f"{path}: {problem}"),
                              names=_NPZ_KEYS, what=".npz file")
     X, image_shape = _npz_features(arrays["X"], "X", path)
@@ -102,16 +109,6 @@ def npz_layout(path: Path, held: dict[str, tuple[tuple[int, ...], np.dtype]],
         if test_width != width:
             raise DataError(f"{path}: X_test has {test_width} features, but X has {width}")
     return image_shape
-
-
-def _check_fits(path: Path, nbytes: int, doing: str) -> None:
-    """DataError unless ``nbytes`` of arrays, which ``doing`` holds in memory, fit in the memory
-    available: a 4 MB archive of deflated zeros can declare 4 GiB (io.idx does the same)."""
-    memory = available_memory()
-    if memory is not None and nbytes > memory:
-        raise DataError(f"{path}: {doing} needs {nbytes / 2**20:,.0f} MiB, more than the "
-                        f"{memory / 2**20:,.0f} MiB of memory available (stream it instead: "
-                        "train --stream, softmaxreg.streaming.NpzSource)")
 
 
 def npz_feature_names(path: Path, d: int) -> list[str] | None:
@@ -190,7 +187,8 @@ def read_npy(path: PathLike, label_column: int | str | None = None, *,
     path = Path(path)
     data = open_npy(path)
     features, label = npy_layout(data, path, label_column, schema, require_labels)
-    _check_fits(path, data.shape[0] * len(features) * data.dtype.itemsize, "reading its rows")
+    check_fits_in_memory(path, data.shape[0] * len(features) * data.dtype.itemsize,
+                         "reading its rows", "softmaxreg.streaming.NpySource")
     X = np.asarray(data[:, features])  # the column index copies them out of the mapped file
     check_finite(X, "a feature", path)
     y = None if label is None else npy_labels(np.array(data[:, label]), path, label)
@@ -336,8 +334,9 @@ def npz_rows(path: Path, name: str, chunk_rows: int) -> Iterator[NDArray[Any]]:
         info = infos[name]
         shape, dtype, fortran, header = _check_npy_member(zf, info, path.stat().st_size, fail)
         if fortran:
-            _check_fits(path, math.prod(shape) * dtype.itemsize,
-                        f"its member {info.filename!r} in Fortran order, read whole,")
+            check_fits_in_memory(path, math.prod(shape) * dtype.itemsize,
+                                 f"its member {info.filename!r} in Fortran order, read whole,",
+                                 _NPZ_STREAM)
             whole = _read_npy_member(zf, info)
             for a in range(0, shape[0], chunk_rows):
                 yield whole[a: a + chunk_rows]
