@@ -923,3 +923,22 @@ def test_dataset_checks_shapes():
         Dataset(np.ones((3, 2)), np.arange(3), np.ones((1, 3)), np.arange(1))
     with pytest.raises(DataError, match="image shape"):
         Dataset(np.ones((3, 2)), np.arange(3), image_shape=(2, 2))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_csv_with_decimal_commas_says_so(tmp_path, stream):
+    """Excel's European CSV (';' between columns, ',' in numbers): one line naming the cell
+    and the decimal point, not the advice for a column of categories."""
+    from sklearn.datasets import load_iris
+
+    from softmaxreg.streaming import open_source, scan
+
+    load_iris(as_frame=True).frame.to_csv(tmp_path / "eu.csv", sep=";", decimal=",", index=False)
+    with pytest.raises(DataError, match=r"line 2, column 1 \('sepal length \(cm\)'\): '5,1' is a "
+                                        "number with a comma; numbers are read with a decimal "
+                                        "point") as caught:
+        if stream:
+            scan(open_source(tmp_path / "eu.csv"), 50)
+        else:
+            read_csv(tmp_path / "eu.csv")
+    assert "get_dummies" not in str(caught.value)

@@ -449,6 +449,11 @@ class CsvTable:
                 if not text.strip():
                     raise DataError(f"{where}: the cell is empty (read empty cells as 0 "
                                     "or drop their rows with --empty-cells zero|drop)")
+                if not _is_flag(text) and _is_number(text.replace(",", ".", 1)):
+                    raise DataError(f"{where}: {text!r} is a number with a comma; numbers "
+                                    "are read with a decimal point and no thousands separator: "
+                                    "write the file so (pandas: frame.to_csv(path, "
+                                    "decimal='.'))")
                 if not _is_flag(text) and not _is_number(text):
                     raise DataError(f"{where}: {text!r} is not a finite number, and features "
                                     f"are numbers: {self._encode(self.features[k])}"
