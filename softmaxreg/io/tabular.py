@@ -449,7 +449,7 @@ class CsvTable:
                 if not text.strip():
                     raise DataError(f"{where}: the cell is empty (read empty cells as 0 "
                                     "or drop their rows with --empty-cells zero|drop)")
-                if not _is_flag(text) and _is_number(text.replace(",", ".", 1)):
+                if "," in text and _is_number(text.replace(",", ".", 1)):
                     raise DataError(f"{where}: {text!r} is a number with a comma; numbers "
                                     "are read with a decimal point and no thousands separator: "
                                     "write the file so (pandas: frame.to_csv(path, "
