@@ -477,8 +477,7 @@ def cli_words(message: str) -> str:
 
 def _train(args) -> int:
     settings = _settings(args)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _warnings_on_stderr():  # as they come: one may say why the run fails
         try:
             result = train(settings, out=args.out, checkpoint=args.checkpoint,
                            checkpoint_every=args.checkpoint_every, resume=args.resume,
@@ -486,15 +485,7 @@ def _train(args) -> int:
         except TrainingInterrupted as exc:
             print(f"softmaxreg train: {exc}", file=sys.stderr)
             return 128 + exc.signum
-        except Exception:  # a warning may say why (a label column that looks like a feature)
-            _print_warnings(caught)
-            raise
-    return _report_training(result, caught, args.out)
-
-
-def _print_warnings(caught) -> None:
-    for w in caught:
-        print(f"warning: {cli_words(str(w.message))}", file=sys.stderr)
+    return _report_training(result, args.out)
 
 
 def _settings(args) -> TrainSettings:
@@ -518,8 +509,7 @@ def _progress(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
-def _report_training(result, caught, out) -> int:
-    _print_warnings(caught)
+def _report_training(result, out) -> int:
     r = result.report
     print(f"{r['model']} on {r['dataset']}: {r['n_parameters']} parameters, "
           f"fitted in {r['fit_seconds']:.2f} s")

@@ -294,6 +294,11 @@ def make_estimator(settings: TrainSettings, n_train: int):
         raise ValueError(f"unknown model {settings.model!r}: expected 'softmax' or 'network'")
     network = settings.model == "network"
     solver = settings.solver or default_solver(settings.model)
+    defaults = TrainSettings()  # a setting left at its default is no choice of the user's
+    for name, why in inapplicable(settings.model, solver).items():  # the CLI's check, for Python
+        value = getattr(settings, name)
+        if value != getattr(defaults, name):
+            raise ValueError(f"{name}={value!r} {why}")
     common = dict(solver=solver, max_iter=_max_iter(settings, solver, n_train),
                   random_state=settings.seed, verbose=int(settings.progress))
     if solver in MINIBATCH_SOLVERS:  # the others keep the estimator's defaults: not used

@@ -443,3 +443,25 @@ def test_a_model_without_column_names_warns_that_it_takes_columns_by_position(
         load_dataset(tmp_path / "named.csv", schema=model_schema(load_bundle(model)[2]))
     assert main(["predict", str(model), str(tmp_path / "bare.csv")]) == 0  # no names: no warning
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("setting", [{"model": "network", "C": 3.0}, {"alpha": 0.1},
+                                     {"hidden": (5,)}, {"lr": 0.5}, {"batch_size": 16},
+                                     {"early_stopping": True}])
+def test_python_refuses_the_settings_the_cli_refuses(setting):
+    """workflow.train, like softmaxreg train, refuses a setting its run would not use (a
+    network's C, softmax regression's alpha or hidden layers, L-BFGS's minibatch settings)
+    instead of ignoring it."""
+    from softmaxreg.cli import main
+    from softmaxreg.workflow import TrainSettings, train
+
+    name = next(k for k in setting if k != "model")
+    with pytest.raises(ValueError, match=rf"^{name}=.* applies to"):
+        train(TrainSettings(dataset="iris", progress=False, **setting))
+    option = "--" + name.replace("_", "-")
+    value = setting[name]
+    argv = [option] if value is True else [option, *map(str, np.atleast_1d(value))]
+    model = ["--model", setting["model"]] if "model" in setting else []
+    with pytest.raises(SystemExit) as exited:
+        raise SystemExit(main(["train", "--dataset", "iris", "--quiet", *model, *argv]))
+    assert exited.value.code == 2
