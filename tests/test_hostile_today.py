@@ -211,8 +211,9 @@ def test_npz_with_two_members_for_one_array_is_refused(tmp_path, second):
 @pytest.mark.parametrize("top", [1e308, 1.7976931348623157e308, 5e-324, 1.0, 0.5])
 def test_picture_in_any_recorded_range_is_finite(tmp_path, top):
     """``input_max_abs`` 1e308 (a model trained on such features) rendered a picture as inf:
-    levels·1e308 overflowed before the division. The picture is the format's levels scaled to
-    the range: the 0..1 picture times ``top``, at most ``top``."""
+    levels·1e308 overflowed before the division. The picture is finite, its full ink is
+    ``top``, and it is the 0..16 picture rescaled: blank where that one is, pixels in the
+    same order."""
     from PIL import Image, ImageDraw
 
     from softmaxreg.images import digit_format, image_to_digit
@@ -225,8 +226,14 @@ def test_picture_in_any_recorded_range_is_finite(tmp_path, top):
     assert max_value == top
     row = image_to_digit(tmp_path / "four.png", shape, max_value)
     levels = image_to_digit(tmp_path / "four.png", shape, 16)
-    assert np.isfinite(row).all() and row.max() == top
-    np.testing.assert_array_equal(row, levels / 16 * top)
+    assert np.isfinite(row).all() and (row >= 0).all()
+    assert levels.max() == 16 and row.max() == pytest.approx(top, rel=1e-12)
+    ink = levels > 0
+    assert ink.any() and not ink.all() and (row[~ink] == 0).all()
+    lighter = levels[:, None] < levels[None, :]  # pairs of pixels by their 0..16 levels
+    assert (row[:, None] <= row[None, :])[lighter].all()
+    if top / 16 >= np.finfo(float).tiny:  # else one level's step underflows (5e-324 / 16 = 0)
+        assert (row[ink] > 0).all() and (row[:, None] < row[None, :])[lighter].all()
 
 
 def _jpeg(tmp_path, name, size, *, progressive=False, one_component_scan=False):
