@@ -34,7 +34,14 @@ from .estimators import (
 )
 from .exceptions import DataError, ModelFileError
 from .gradcheck import LayerError, gradcheck, random_problem
-from .io import BUNDLED, DATA_SUFFIXES, DataSchema, Dataset, data_fingerprint, load_dataset
+from .io import (
+    DATA_SUFFIXES,
+    DataSchema,
+    Dataset,
+    data_fingerprint,
+    load_dataset,
+    named_dataset,
+)
 from .io.dataset import check_held_out_labels, check_known_labels, label_column_hint
 from .io.schema import EPOCHS, MAX_LAYERS, MODEL, OBJECTIVE, SchemaError, parse_json, unique_names
 from .io.schema import check as check_schema
@@ -591,7 +598,7 @@ def train_stream(settings: TrainSettings, out: str | Path | None = None, *,
 
 
 def _check_stream(settings: TrainSettings) -> None:
-    if _named(settings.dataset) and _key(settings.dataset) != "mnist":
+    if named_dataset(settings.dataset) not in (None, "mnist"):
         raise ValueError(f"--stream reads a data file chunk by chunk (a file, an IDX folder or "
                          f"mnist); {settings.dataset!r} is one of the bundled data sets, which "
                          "are small and in memory anyway: drop --stream")
@@ -606,7 +613,7 @@ def _check_stream(settings: TrainSettings) -> None:
 def _stream_spec(settings: TrainSettings) -> str | Path:
     """The file or folder to stream: MNIST's folder (:func:`softmaxreg.io.mnist.mnist_folder`)
     for ``mnist``, else the data set's path."""
-    if settings.dataset.strip().lower() != "mnist":
+    if named_dataset(settings.dataset) != "mnist":
         return settings.dataset
     from .io.mnist import mnist_folder
 
@@ -685,7 +692,7 @@ def _input_files(settings: TrainSettings) -> dict[Path, str]:
     """The files a run reads, with what they are."""
     found: dict[Path, str] = {}
     given = [(settings.dataset, "the training data"), (settings.test, "the test data")]
-    if settings.dataset.strip().lower() == "mnist":
+    if named_dataset(settings.dataset) == "mnist":
         given.append((settings.data_dir or os.environ.get("SOFTMAXREG_DATA"), "MNIST's folder"))
     for spec, what in given:
         if spec is None:
@@ -738,19 +745,9 @@ def _model_record(settings: TrainSettings, solver: str) -> dict:
     return record
 
 
-def _named(spec) -> bool:
-    """Whether ``spec`` names MNIST or a bundled set, which win over paths (see
-    :func:`~softmaxreg.io.load_dataset`)."""
-    return _key(spec) in ("mnist", *BUNDLED)
-
-
-def _key(spec) -> str:
-    return str(spec).strip().lower().replace("-", "_")
-
-
 def _shown(spec) -> str:
     """A data set as a run's report names it: "wine", or the file "wine.csv" as given."""
-    return _key(spec) if _named(spec) else str(spec)
+    return named_dataset(spec) or str(spec)
 
 
 def _recorded(spec) -> str | None:
@@ -758,7 +755,7 @@ def _recorded(spec) -> str | None:
     (so that a file "wine.csv" is never taken for the bundled set "wine")."""
     if spec is None:
         return None
-    return _key(spec) if _named(spec) else os.path.abspath(spec)
+    return named_dataset(spec) or os.path.abspath(spec)
 
 
 def _same_data(a, b) -> bool:

@@ -25,11 +25,11 @@ from .npz import (
 )
 from .tabular import EMPTY_CHOICES, HEADER_CHOICES, read_csv, read_svmlight
 
-__all__ = ["BUNDLED", "DATA_SUFFIXES", "DEFAULT_MNIST_MIRRORS", "EMPTY_CHOICES",
-           "HEADER_CHOICES", "DataSchema", "Dataset", "atomic_write_bytes", "data_fingerprint",
-           "find_idx_file",
-           "generated_names", "json_safe", "load_bundled", "load_dataset", "load_mnist",
-           "read_csv", "read_idx", "read_idx_folder", "read_model_npz", "read_npy", "read_npz",
+__all__ = ["BUNDLED", "DATA_SUFFIXES", "DEFAULT_MNIST_MIRRORS", "EMPTY_CHOICES", "HEADER_CHOICES",
+           "DataSchema", "Dataset", "atomic_write_bytes", "data_fingerprint",
+           "find_idx_file", "generated_names", "json_safe", "load_bundled",
+           "load_dataset", "load_mnist", "named_dataset", "read_csv", "read_idx",
+           "read_idx_folder", "read_model_npz", "read_npy", "read_npz",
            "read_npz_arrays", "read_svmlight", "reader_for"]
 
 BUNDLED = ("digits", "iris", "wine", "breast_cancer")
@@ -63,7 +63,7 @@ def reader_for(path: PathLike, doing: str = "load") -> Callable[..., Dataset]:
 def load_bundled(name: str) -> Dataset:
     """One of scikit-learn's bundled sets: "digits" (8×8 images of 0..16 counts, so not
     8-bit pixels), "iris", "wine" or "breast_cancer"; feature names from scikit-learn."""
-    key = name.strip().lower().replace("-", "_")
+    key = named_dataset(name)
     if key not in BUNDLED:
         raise DataError(f"unknown bundled dataset {name!r}: expected one of {', '.join(BUNDLED)}")
     from sklearn import datasets as sk_datasets
@@ -72,6 +72,13 @@ def load_bundled(name: str) -> Dataset:
     return Dataset(X=bunch.data, y=bunch.target, name=key, pixels=False,
                    image_shape=(8, 8) if key == "digits" else None,
                    feature_names=[str(n) for n in bunch.feature_names])
+
+
+def named_dataset(spec: PathLike) -> str | None:
+    """The data set ``spec`` names, "mnist" or one of :data:`BUNDLED` (any case, ``-`` for
+    ``_``: "Breast-Cancer"), or None for a path. Names win over paths: "./mnist" is a folder."""
+    key = str(spec).strip().lower().replace("-", "_")
+    return key if key == "mnist" or key in BUNDLED else None
 
 
 def load_dataset(spec: PathLike, *, label_column: int | str | None = None,
@@ -91,8 +98,8 @@ def load_dataset(spec: PathLike, *, label_column: int | str | None = None,
     an .npz without ``y``, a .npy of the model's features alone), with ``y`` None.
     """
     text = str(spec)
-    key = text.strip().lower().replace("-", "_")
-    if key == "mnist" or key in BUNDLED:
+    key = named_dataset(spec)
+    if key is not None:
         _csv_only(label_column, header, empty, text)
         ds = load_mnist(data_dir) if key == "mnist" else load_bundled(key)
         return ds if schema is None else ds.conform(schema)
