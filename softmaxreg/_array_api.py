@@ -156,3 +156,13 @@ def into(out, name: str, *args, **kwargs):
     else:
         out[...] = getattr(namespace(out), name)(*args, **kwargs)
     return out
+
+
+def largest_abs(X) -> float:
+    """max |x| over the stored values of X, dense, sparse or any namespace's array (0 for an
+    empty X), in two passes and no copy of |X|."""
+    values = X.data if sp.issparse(X) else X
+    if 0 in values.shape:
+        return 0.0
+    xp = namespace(values)
+    return float(max(xp.max(values), -xp.min(values)))

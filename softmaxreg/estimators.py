@@ -42,7 +42,15 @@ from sklearn.utils.validation import (
 )
 
 from . import distributed, optim, proximal, solvers
-from ._array_api import asarray, device, is_numpy, namespace, numpy_dtype, to_numpy
+from ._array_api import (
+    asarray,
+    device,
+    is_numpy,
+    largest_abs,
+    namespace,
+    numpy_dtype,
+    to_numpy,
+)
 from .activations import ACTIVATIONS
 from .callbacks import CallbackSupportMixin, FitTasks, fit_tasks, snapshot_of, with_callbacks
 from .exceptions import TrainingDivergedError
@@ -138,7 +146,7 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         sw = _sample_weight(sample_weight, X)
         sw = self._row_weights(y_enc, sw, np.bincount(y_enc, weights=sw, minlength=len(classes)))
         X, y_enc, sw = _drop_unweighted(X, y_enc, sw)
-        dtype = self._dtype(X.dtype, self._seen_range(_largest_abs(X), reset=True))
+        dtype = self._dtype(X.dtype, self._seen_range(largest_abs(X), reset=True))
         return MemoryRows(_as_network_input(X, dtype, self.solver in MINIBATCH_SOLVERS), y_enc, sw)
 
     def _dask_rows(self, X, y, sample_weight) -> Rows:
@@ -186,7 +194,7 @@ class _SoftmaxBase(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 "y=y) on a large enough sample of the labels and pass them as a dict."
             )
         sw = self._row_weights(y_enc, _sample_weight(sample_weight, X), None)
-        top = self._seen_range(_largest_abs(X), reset=first)
+        top = self._seen_range(largest_abs(X), reset=first)
         if first:
             self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
             dtype = self._dtype(X.dtype, top)
@@ -687,15 +695,6 @@ def _largest_column_rms(X) -> float:
         return float(np.sqrt(X.multiply(X).mean(axis=0).max()))
     xp = namespace(X)  # on X's device: nothing the size of X crosses to the host
     return float(xp.max(xp.mean(X * X, axis=0))) ** 0.5
-
-
-def _largest_abs(X) -> float:
-    """max |x| over the stored values of X (0 for an empty X)."""
-    values = X.data if sp.issparse(X) else X
-    if 0 in values.shape:
-        return 0.0
-    xp = namespace(values)
-    return float(max(xp.max(values), -xp.min(values)))
 
 
 def _as_network_input(X, dtype, rows_sliced: bool):

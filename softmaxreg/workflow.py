@@ -22,6 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
+from ._array_api import largest_abs
 from .activations import ACTIVATIONS
 from .checkpoint import Checkpointer, read_settings
 from .distributed import available_memory
@@ -1114,7 +1115,7 @@ def _features_for(estimator, scaling, X, meta: dict):
     if scaling is not None:  # in the model's own float type: a float64 model gets float64
         return scaling.transform(X, estimator.network_.dtype)
     trained = meta.get("input_max_abs")
-    top = float(abs(X).max()) if X.shape[0] and X.shape[1] else 0.0
+    top = largest_abs(X)
     if trained is not None and top > OUT_OF_RANGE * trained:
         warnings.warn(f"the data reach |x| = {top:.4g}, but the model was trained on values up "
                       f"to {trained:.4g}: if its training data were scaled (divided by 16, by "
